@@ -1,0 +1,206 @@
+//! The crate's error types.
+//!
+//! [`DecodeError`] says what is wrong with some bytes; [`Error`] says what went wrong in
+//! an operation and where: the partition, the file, the byte position, the offset range.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::record::Compression;
+
+/// The result type of every fallible partlog operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What is wrong with the bytes of a record batch.
+///
+/// It carries no location; [`Error::CorruptBatch`] adds the file and byte position when
+/// the bytes came from a segment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Fewer bytes than the structure needs.
+    #[error("truncated: {what} needs {needed} bytes, {available} available")]
+    Truncated {
+        /// The structure being read.
+        what: &'static str,
+        /// Bytes it needs.
+        needed: usize,
+        /// Bytes there are.
+        available: usize,
+    },
+    /// The batch length field is below Kafka's minimum or above a limit.
+    #[error("batch length {length} is invalid ({reason})")]
+    BadLength {
+        /// The `batchLength` field.
+        length: i32,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// The magic byte is not 2; partlog reads RecordBatch v2 only.
+    #[error("magic {magic} is not supported (partlog reads RecordBatch v2, magic 2)")]
+    UnsupportedMagic {
+        /// The magic byte found.
+        magic: i8,
+    },
+    /// The stored CRC-32C does not match the bytes.
+    #[error("CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch {
+        /// The CRC in the header.
+        stored: u32,
+        /// The CRC of bytes 21..end.
+        computed: u32,
+    },
+    /// Attribute bits 0–2 hold 5, 6 or 7.
+    #[error("invalid codec id {id} in the batch attributes")]
+    InvalidCodecId {
+        /// The codec bits.
+        id: u8,
+    },
+    /// The batch uses a codec that this build or registry has no implementation for.
+    #[error("codec {compression} (id {}) is not available in this build", compression.id())]
+    CodecUnavailable {
+        /// The codec the batch needs.
+        compression: Compression,
+    },
+    /// The codec rejected the payload.
+    #[error("{compression} payload does not decode: {message}")]
+    Codec {
+        /// The codec.
+        compression: Compression,
+        /// What the codec said.
+        message: String,
+    },
+    /// A record inside the batch is malformed.
+    #[error("record {index} is malformed: {reason}")]
+    BadRecord {
+        /// Index of the record within the batch.
+        index: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The batch header contradicts itself or its records.
+    #[error("inconsistent batch: {0}")]
+    Inconsistent(&'static str),
+}
+
+/// An error from a partlog operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on a file or directory failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A batch stored in a segment is corrupt.
+    #[error("corrupt batch in {path} at byte {position}: {source}")]
+    CorruptBatch {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position of the batch start in the file.
+        position: u64,
+        /// What is wrong with it.
+        #[source]
+        source: DecodeError,
+    },
+    /// A batch handed to `append` is not acceptable.
+    #[error("invalid batch for {partition}: {source}")]
+    InvalidBatch {
+        /// The partition (`topic-partition` directory name).
+        partition: String,
+        /// What is wrong with it.
+        #[source]
+        source: DecodeError,
+    },
+    /// A batch is larger than the partition accepts.
+    #[error("batch of {size} bytes for {partition} exceeds {limit_name} = {limit} bytes")]
+    BatchTooLarge {
+        /// The partition.
+        partition: String,
+        /// The batch size including Kafka's 12-byte log overhead.
+        size: usize,
+        /// The limit that was exceeded.
+        limit: usize,
+        /// Which limit (`max.message.bytes` or `segment.bytes`).
+        limit_name: &'static str,
+    },
+    /// A read or seek asked for an offset outside the log.
+    #[error(
+        "offset {offset} is out of range for {partition}: valid offsets are {log_start_offset}..={log_end_offset}"
+    )]
+    OffsetOutOfRange {
+        /// The partition.
+        partition: String,
+        /// The offset asked for.
+        offset: i64,
+        /// The first offset of the log.
+        log_start_offset: i64,
+        /// The log end offset (the next offset to be written; reading it returns nothing).
+        log_end_offset: i64,
+    },
+    /// An earlier write or fsync failed; the partition takes no more writes until reopened.
+    #[error("{partition} is poisoned by an earlier failure ({cause}); reopen it to recover")]
+    Poisoned {
+        /// The partition.
+        partition: String,
+        /// The failure that poisoned it.
+        cause: String,
+    },
+    /// A configuration value is out of its valid range.
+    #[error("invalid config {name} = {value}: {reason}")]
+    InvalidConfig {
+        /// Kafka's name of the setting.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The valid range or the reason.
+        reason: &'static str,
+    },
+    /// A checkpoint file does not parse.
+    #[error("checkpoint {path} is malformed at line {line}: {reason}")]
+    BadCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file or directory name does not follow Kafka's naming.
+    #[error("{path} is not a valid {what}")]
+    BadName {
+        /// The path.
+        path: PathBuf,
+        /// What it should have been (`partition directory`, `segment file`).
+        what: &'static str,
+    },
+    /// The log (or the directory holding it) has been closed.
+    #[error("{0} is closed")]
+    Closed(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Attaches a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    /// Turns the I/O error into [`Error::Io`] naming `path`.
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,552 @@
+//! The partition log: segments, roll, append, read, lookups, durability.
+
+mod checkpoint;
+mod config;
+mod dir;
+mod load;
+mod sync;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::record::{Codecs, EncodedBatch, RecordBatch, TimestampType};
+use crate::segment::{Scanned, Segment};
+pub use checkpoint::{read_checkpoint, write_checkpoint};
+pub use config::{FsyncPolicy, LogConfig};
+pub use dir::{LogDir, partition_dir_name, validate_topic_name};
+pub use load::{RecoveryReport, Truncation};
+use sync::SyncState;
+
+/// How to open a [`Log`], beyond its [`LogConfig`].
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    /// Codec implementations for reading and writing batches.
+    pub codecs: Codecs,
+    /// The clock for LogAppendTime, time-based roll fallbacks and interval fsyncs.
+    pub clock: Arc<dyn Clock>,
+    /// Offset below which every batch is known to have been fsynced; recovery after an
+    /// unclean shutdown starts at the segment holding it. 0 checks everything.
+    pub recovery_point: i64,
+    /// The log start offset from the owner's checkpoint (0 when unknown).
+    pub log_start_offset: i64,
+    /// Whether the owner shut down cleanly, so no batch needs validating.
+    pub clean_shutdown: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> LogOptions {
+        LogOptions {
+            codecs: Codecs::default(),
+            clock: Arc::new(SystemClock),
+            recovery_point: 0,
+            log_start_offset: 0,
+            clean_shutdown: false,
+        }
+    }
+}
+
+/// What an append wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: i64,
+    /// Offset of its last record.
+    pub last_offset: i64,
+    /// The batch's `maxTimestamp` as stored.
+    pub max_timestamp: i64,
+    /// The time stamped on every record, when the log uses LogAppendTime.
+    pub log_append_time: Option<i64>,
+    /// Number of records.
+    pub records: i32,
+}
+
+/// An offset found by timestamp, with the record's timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// The first offset whose record timestamp is ≥ the one asked for.
+    pub offset: i64,
+    /// That record's timestamp.
+    pub timestamp: i64,
+}
+
+/// The appender's state, behind the log's writer lock.
+#[derive(Debug)]
+struct Writer {
+    active: Arc<Segment>,
+    bytes_since_index: u64,
+    /// `maxTimestamp` of the active segment's first batch (`None` while it is empty).
+    first_batch_timestamp: Option<i64>,
+    /// When the active segment was created, for segments whose first batch has no time.
+    created_ms: i64,
+    unflushed_records: u64,
+}
+
+/// One partition's log on disk, in Kafka's format.
+///
+/// Appends go through one writer at a time (an internal lock); reads, offset lookups and
+/// time lookups run concurrently with appends and see only whole batches. `Log` is
+/// `Send + Sync`; share it with `Arc`.
+#[derive(Debug)]
+pub struct Log {
+    name: String,
+    dir: PathBuf,
+    config: LogConfig,
+    codecs: Codecs,
+    clock: Arc<dyn Clock>,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    log_end_offset: AtomicI64,
+    log_start_offset: AtomicI64,
+    recovery_point: AtomicI64,
+    last_flush_ms: AtomicI64,
+    /// Files were created since the directory was last fsynced.
+    dir_dirty: AtomicBool,
+    poisoned: Mutex<Option<String>>,
+    closed: AtomicBool,
+    sync: SyncState,
+    recovery: RecoveryReport,
+}
+
+impl Log {
+    /// Opens the partition directory `dir` (`<topic>-<partition>`), creating it if
+    /// needed, and recovers it as after an unclean shutdown: every batch is validated.
+    /// [`LogDir`] keeps the checkpoints that let a cleanly closed log open without a scan.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`], or [`Error::Io`] naming the file that failed.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
+        Log::open_with(dir, config, LogOptions::default())
+    }
+
+    /// Opens `dir` with explicit codecs, clock and recovery state.
+    ///
+    /// # Errors
+    /// As [`Log::open`].
+    pub fn open_with(dir: impl AsRef<Path>, config: LogConfig, options: LogOptions) -> Result<Log> {
+        load::load(dir.as_ref(), config, options)
+    }
+
+    /// The partition's name: its directory name, `<topic>-<partition>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// The codec implementations the log uses.
+    pub fn codecs(&self) -> &Codecs {
+        &self.codecs
+    }
+
+    /// The first offset of the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// The offset the next record will get; every offset below it is readable.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// The offset below which everything has been fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.load(Ordering::Acquire)
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    /// Total bytes of all segments' `.log` files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().iter().map(|s| s.size()).sum()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments
+            .read()
+            .iter()
+            .map(|s| s.base_offset())
+            .collect()
+    }
+
+    /// What opening the log found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Why the log takes no more writes, if an earlier write or fsync failed.
+    pub fn poisoned(&self) -> Option<String> {
+        self.poisoned.lock().clone()
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed(self.name.clone()));
+        }
+        match &*self.poisoned.lock() {
+            Some(cause) => Err(Error::Poisoned {
+                partition: self.name.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a write or fsync failure: the log refuses writes until reopened, because
+    /// a failed fsync may have dropped dirty pages that a retry would report as written.
+    fn poison(&self, err: &Error) {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(err.to_string());
+        }
+    }
+
+    /// Appends a batch: assigns its offsets from the log end offset, stamps the leader
+    /// epoch (and LogAppendTime when configured), writes it, and fsyncs as the
+    /// [`FsyncPolicy`] asks before returning.
+    ///
+    /// # Errors
+    /// [`Error::BatchTooLarge`] over `max.message.bytes` or `segment.bytes`;
+    /// [`Error::Poisoned`] after an earlier failure; [`Error::Closed`];
+    /// [`Error::Io`] when the write or fsync fails (the log is then poisoned).
+    pub fn append(&self, mut batch: EncodedBatch) -> Result<AppendInfo> {
+        self.check_writable()?;
+        self.check_size(batch.size())?;
+        let (info, sync_to) = {
+            let mut w = self.writer.lock();
+            self.check_writable()?;
+            let result = self.append_locked(&mut w, &mut batch);
+            if let Err(e) = &result {
+                self.poison(e);
+            }
+            result?
+        };
+        self.sync.notify_appended();
+        if let Some(target) = sync_to {
+            self.sync_to(target)?;
+        }
+        Ok(info)
+    }
+
+    fn check_size(&self, size: usize) -> Result<()> {
+        let limits = [
+            (self.config.max_message_bytes, "max.message.bytes"),
+            (self.config.segment_bytes, "segment.bytes"),
+        ];
+        for (limit, limit_name) in limits {
+            if size > limit as usize {
+                return Err(Error::BatchTooLarge {
+                    partition: self.name.clone(),
+                    size,
+                    limit: limit as usize,
+                    limit_name,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The append itself, under the writer lock. Returns the offset to fsync up to when
+    /// the policy asks for it.
+    fn append_locked(
+        &self,
+        w: &mut Writer,
+        batch: &mut EncodedBatch,
+    ) -> Result<(AppendInfo, Option<i64>)> {
+        let base = self.log_end_offset.load(Ordering::Relaxed);
+        let last = base + i64::from(batch.last_offset_delta());
+        let log_append_time =
+            (self.config.timestamp_type == TimestampType::LogAppendTime).then(|| {
+                let now = self.clock.now_ms();
+                batch.set_max_timestamp(now, true);
+                now
+            });
+        batch.stamp(base, self.config.leader_epoch);
+        let max_ts = batch.max_timestamp();
+        self.maybe_roll(w, batch.size(), base, last, max_ts)?;
+
+        let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
+        w.active
+            .append(batch.as_bytes(), last, max_ts, index_entry)?;
+        if index_entry {
+            w.bytes_since_index = 0;
+        }
+        w.bytes_since_index += batch.size() as u64;
+        w.first_batch_timestamp.get_or_insert(max_ts);
+        self.log_end_offset.store(last + 1, Ordering::Release);
+
+        let records = batch.records_count();
+        w.unflushed_records += records as u64;
+        let sync_to = self.sync_due(w).then_some(last + 1);
+        let info = AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            max_timestamp: max_ts,
+            log_append_time,
+            records,
+        };
+        Ok((info, sync_to))
+    }
+
+    /// Whether the fsync policy asks for an fsync now; resets the record count if so.
+    fn sync_due(&self, w: &mut Writer) -> bool {
+        let due = match self.config.fsync {
+            FsyncPolicy::Never => false,
+            FsyncPolicy::EveryAppend => true,
+            FsyncPolicy::EveryRecords(n) => w.unflushed_records >= n,
+            FsyncPolicy::Interval(d) => {
+                let since = self.clock.now_ms() - self.last_flush_ms.load(Ordering::Relaxed);
+                since >= d.as_millis() as i64
+            }
+        };
+        if due {
+            w.unflushed_records = 0;
+        }
+        due
+    }
+
+    /// Rolls to a new segment when the incoming batch calls for it (Kafka's `maybeRoll`).
+    fn maybe_roll(
+        &self,
+        w: &mut Writer,
+        size: usize,
+        base: i64,
+        last: i64,
+        max_ts: i64,
+    ) -> Result<()> {
+        let seg = &w.active;
+        let seg_size = seg.size();
+        let full_by_size = seg_size > u64::from(self.config.segment_bytes) - size as u64;
+        let full_by_time = seg_size > 0 && {
+            let age = match w.first_batch_timestamp {
+                Some(first) if first >= 0 => max_ts - first,
+                _ => self.clock.now_ms() - w.created_ms,
+            };
+            age > self.config.segment_ms
+        };
+        let full_index = seg.indexes_full();
+        let overflow = last - seg.base_offset() > i64::from(i32::MAX);
+        if !(full_by_size || full_by_time || full_index || overflow) || seg_size == 0 {
+            return Ok(());
+        }
+        self.roll(w, base)
+    }
+
+    /// Seals the active segment and starts a new one at `base_offset`.
+    fn roll(&self, w: &mut Writer, base_offset: i64) -> Result<()> {
+        w.active.seal()?;
+        let seg = Arc::new(Segment::create(
+            &self.dir,
+            base_offset,
+            self.config.segment_index_bytes as usize,
+        )?);
+        self.dir_dirty.store(true, Ordering::Release);
+        self.segments.write().push(seg.clone());
+        w.active = seg;
+        w.bytes_since_index = 0;
+        w.first_batch_timestamp = None;
+        w.created_ms = self.clock.now_ms();
+        Ok(())
+    }
+
+    /// Starts a new segment now if the active one holds any batch (Kafka's `roll`).
+    ///
+    /// # Errors
+    /// As [`Log::append`].
+    pub fn roll_now(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        if w.active.size() == 0 {
+            return Ok(());
+        }
+        let result = self.roll(&mut w, self.log_end_offset());
+        if let Err(e) = &result {
+            self.poison(e);
+        }
+        result
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes`
+    /// (at least one batch, however large, so a reader always makes progress).
+    ///
+    /// The first batch may begin before `offset`; callers skip the records below it, as
+    /// Kafka's consumers do. Reading at the log end offset returns no batch.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] below the log start or above the log end offset;
+    /// [`Error::CorruptBatch`] or [`Error::Io`] naming the segment file.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<RecordBatch>> {
+        let end = self.log_end_offset();
+        self.check_offset(offset, end)?;
+        let mut out = Vec::new();
+        let mut seg = self.segment_for(offset);
+        let chunk = max_bytes
+            .saturating_add(self.config.index_interval_bytes as usize)
+            .min(64 << 20);
+        while let Some(s) = seg {
+            if let Some((mut scanner, _, first)) = s.find_batch(offset, chunk)? {
+                let mut total = first.size();
+                out.push(first);
+                while total < max_bytes {
+                    match scanner.next_batch()? {
+                        Scanned::Batch(_, b) if total + b.size() <= max_bytes => {
+                            total += b.size();
+                            out.push(b);
+                        }
+                        _ => break,
+                    }
+                }
+                return Ok(out);
+            }
+            seg = self.segment_after(s.base_offset());
+        }
+        Ok(out)
+    }
+
+    fn check_offset(&self, offset: i64, end: i64) -> Result<()> {
+        let start = self.log_start_offset();
+        if offset < start || offset > end {
+            return Err(Error::OffsetOutOfRange {
+                partition: self.name.clone(),
+                offset,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        Ok(())
+    }
+
+    /// The segment whose range holds `offset` (the last one with base ≤ offset).
+    fn segment_for(&self, offset: i64) -> Option<Arc<Segment>> {
+        let segs = self.segments.read();
+        let i = segs.partition_point(|s| s.base_offset() <= offset);
+        segs.get(i.checked_sub(1)?).cloned()
+    }
+
+    fn segment_after(&self, base_offset: i64) -> Option<Arc<Segment>> {
+        let segs = self.segments.read();
+        let i = segs.partition_point(|s| s.base_offset() <= base_offset);
+        segs.get(i).cloned()
+    }
+
+    /// The first offset whose record timestamp is ≥ `timestamp` (Kafka's ListOffsets by
+    /// time), or `None` when every record is older.
+    ///
+    /// The time index finds the segment and a starting point; the batches from there are
+    /// scanned and the first qualifying batch's records decoded.
+    ///
+    /// # Errors
+    /// [`Error::CorruptBatch`] or [`Error::Io`] naming the segment file.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let start = self.log_start_offset();
+        let segs: Vec<Arc<Segment>> = self.segments.read().clone();
+        for seg in segs.iter().filter(|s| s.max_timestamp() >= timestamp) {
+            let from = seg
+                .time_index()
+                .read()
+                .lookup(timestamp)
+                .map_or(seg.base_offset(), |(_, o)| o)
+                .max(start);
+            let Some((mut scanner, mut pos, mut batch)) = seg.find_batch(from, 64 << 10)? else {
+                continue;
+            };
+            loop {
+                if batch.max_timestamp() >= timestamp
+                    && let Some(found) =
+                        self.first_at_or_after(seg, pos, &batch, timestamp, start)?
+                {
+                    return Ok(Some(found));
+                }
+                match scanner.next_batch()? {
+                    Scanned::Batch(p, b) => (pos, batch) = (p, b),
+                    _ => break,
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn first_at_or_after(
+        &self,
+        seg: &Segment,
+        pos: u64,
+        batch: &RecordBatch,
+        timestamp: i64,
+        start: i64,
+    ) -> Result<Option<TimestampOffset>> {
+        let corrupt = |source| Error::CorruptBatch {
+            path: seg.log_path().to_path_buf(),
+            position: pos,
+            source,
+        };
+        for r in batch.records(&self.codecs).map_err(corrupt)? {
+            let r = r.map_err(corrupt)?;
+            if r.timestamp >= timestamp && r.offset >= start {
+                return Ok(Some(TimestampOffset {
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// fsyncs everything appended so far, and the directory entries of new segment files;
+    /// moves the recovery point to the log end offset.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when an fsync fails; the log is then poisoned.
+    pub fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        self.sync_to(self.log_end_offset())
+    }
+
+    /// Flushes, writes the active segment's final time-index entry and trims its indexes.
+    /// Later appends fail with [`Error::Closed`]; reads still work. Closing twice is a no-op.
+    ///
+    /// # Errors
+    /// As [`Log::flush`].
+    pub fn close(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.flush()?;
+        let w = self.writer.lock();
+        self.closed.store(true, Ordering::Release);
+        w.active.seal()?;
+        w.active.sync_indexes()?;
+        self.sync.notify_appended();
+        Ok(())
+    }
+
+    /// Whether [`Log::close`] has run.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Blocks until the log end offset passes `offset` or `timeout` elapses; returns the
+    /// log end offset then. Woken by appends on any thread, without polling.
+    pub fn wait_for_append(&self, offset: i64, timeout: std::time::Duration) -> i64 {
+        self.sync.wait_for(
+            || self.log_end_offset() > offset || self.is_closed(),
+            timeout,
+        );
+        self.log_end_offset()
+    }
+}

@@ -1,0 +1,390 @@
+//! Encoding records into a RecordBatch v2.
+
+use bytes::Bytes;
+
+use super::batch::{Header, RecordBatch, TimestampType};
+use super::layout::*;
+use super::varint::{put_varint, put_varlong, varint_len, varlong_len};
+use super::{Codecs, Compression};
+use crate::error::DecodeError;
+
+/// Producer identity and sequence of a batch, for idempotent and transactional writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProducerInfo {
+    /// `producerId`.
+    pub producer_id: i64,
+    /// `producerEpoch`.
+    pub producer_epoch: i16,
+    /// `baseSequence`: the sequence number of the first record.
+    pub base_sequence: i32,
+}
+
+impl ProducerInfo {
+    /// Kafka's values for a producer that is neither idempotent nor transactional.
+    pub const NONE: ProducerInfo = ProducerInfo {
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
+        base_sequence: NO_SEQUENCE,
+    };
+}
+
+impl Default for ProducerInfo {
+    fn default() -> ProducerInfo {
+        ProducerInfo::NONE
+    }
+}
+
+/// Builds one RecordBatch v2 from records.
+///
+/// Records get offset deltas 0, 1, 2, …; the log assigns the base offset at append.
+/// The builder keeps the uncompressed records in one buffer and compresses once in
+/// [`BatchBuilder::build`].
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    compression: Compression,
+    producer: ProducerInfo,
+    transactional: bool,
+    control: bool,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    max_timestamp_delta: i32,
+    count: i32,
+    records: Vec<u8>,
+}
+
+impl BatchBuilder {
+    /// An empty builder for a batch compressed with `compression`.
+    pub fn new(compression: Compression) -> BatchBuilder {
+        BatchBuilder {
+            compression,
+            producer: ProducerInfo::NONE,
+            transactional: false,
+            control: false,
+            base_timestamp: NO_TIMESTAMP,
+            max_timestamp: NO_TIMESTAMP,
+            max_timestamp_delta: 0,
+            count: 0,
+            records: Vec::new(),
+        }
+    }
+
+    /// An empty builder whose record buffer starts with `capacity` bytes reserved.
+    pub fn with_capacity(compression: Compression, capacity: usize) -> BatchBuilder {
+        let mut b = BatchBuilder::new(compression);
+        b.records.reserve(capacity);
+        b
+    }
+
+    /// Sets the producer id, epoch and base sequence.
+    pub fn producer(mut self, producer: ProducerInfo) -> BatchBuilder {
+        self.producer = producer;
+        self
+    }
+
+    /// Marks the batch transactional (attribute bit 4).
+    pub fn transactional(mut self, transactional: bool) -> BatchBuilder {
+        self.transactional = transactional;
+        self
+    }
+
+    /// Marks the batch as a control batch (attribute bit 5). Control batches are never
+    /// compressed, as in Kafka.
+    pub fn control(mut self, control: bool) -> BatchBuilder {
+        self.control = control;
+        if control {
+            self.compression = Compression::None;
+        }
+        self
+    }
+
+    /// Number of records pushed so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether no record has been pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The size the batch would have uncompressed.
+    pub fn estimated_size(&self) -> usize {
+        BATCH_HEADER_SIZE + self.records.len()
+    }
+
+    /// The size a record would add to the uncompressed batch.
+    pub fn record_size(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
+        let body = self.body_size(timestamp, key, value, headers);
+        varint_len(body as i32) + body
+    }
+
+    fn body_size(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
+        let ts_delta = self.timestamp_delta(timestamp);
+        let mut size = 1 + varlong_len(ts_delta) + varint_len(self.count);
+        size += bytes_len(key) + bytes_len(value) + varint_len(headers.len() as i32);
+        for h in headers {
+            size += bytes_len(Some(h.key.as_bytes())) + bytes_len(h.value.as_deref());
+        }
+        size
+    }
+
+    fn timestamp_delta(&self, timestamp: i64) -> i64 {
+        if self.count == 0 {
+            0
+        } else {
+            timestamp.wrapping_sub(self.base_timestamp)
+        }
+    }
+
+    /// Appends a record with the next offset delta.
+    ///
+    /// `timestamp` is in milliseconds since the Unix epoch; the first record's becomes the
+    /// batch's `baseTimestamp` and later ones are stored as (possibly negative) deltas.
+    pub fn push(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+        }
+        if self.count == 0 || timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
+            self.max_timestamp_delta = self.count;
+        }
+        let body = self.body_size(timestamp, key, value, headers);
+        let r = &mut self.records;
+        r.reserve(body + 5);
+        put_varint(r, body as i32);
+        r.push(0);
+        put_varlong(r, timestamp.wrapping_sub(self.base_timestamp));
+        put_varint(r, self.count);
+        put_bytes(r, key);
+        put_bytes(r, value);
+        put_varint(r, headers.len() as i32);
+        for h in headers {
+            put_bytes(r, Some(h.key.as_bytes()));
+            put_bytes(r, h.value.as_deref());
+        }
+        self.count += 1;
+    }
+
+    /// Encodes the batch: header, records (compressed once), CRC-32C.
+    ///
+    /// The base offset is 0 and the leader epoch -1, as a producer sends them; the log
+    /// stamps both at append without touching the CRC.
+    ///
+    /// # Errors
+    /// [`DecodeError::CodecUnavailable`] or [`DecodeError::Codec`] from the codec.
+    pub fn build(&self, codecs: &Codecs) -> Result<EncodedBatch, DecodeError> {
+        let mut out = Vec::with_capacity(BATCH_HEADER_SIZE + self.records.len());
+        out.resize(BATCH_HEADER_SIZE, 0);
+        codecs.compress(self.compression, &self.records, &mut out)?;
+        let mut attributes = i16::from(self.compression.id());
+        if self.transactional {
+            attributes |= ATTR_TRANSACTIONAL;
+        }
+        if self.control {
+            attributes |= ATTR_CONTROL;
+        }
+        let last_offset_delta = (self.count - 1).max(0);
+        let header = HeaderFields {
+            attributes,
+            last_offset_delta,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer: self.producer,
+            records_count: self.count,
+        };
+        header.write(&mut out);
+        Ok(EncodedBatch {
+            bytes: out,
+            max_timestamp_delta: self.max_timestamp_delta,
+        })
+    }
+
+    /// Empties the builder for reuse, keeping its buffer's capacity and settings.
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.count = 0;
+        self.base_timestamp = NO_TIMESTAMP;
+        self.max_timestamp = NO_TIMESTAMP;
+        self.max_timestamp_delta = 0;
+    }
+}
+
+/// The fields of a header that a writer chooses; the rest are stamped by the log.
+struct HeaderFields {
+    attributes: i16,
+    last_offset_delta: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    producer: ProducerInfo,
+    records_count: i32,
+}
+
+impl HeaderFields {
+    /// Writes the 61-byte header into `out[..61]` and the CRC over `out[21..]`.
+    fn write(&self, out: &mut [u8]) {
+        let length = (out.len() - LOG_OVERHEAD) as i32;
+        out[BASE_OFFSET..BATCH_LENGTH].copy_from_slice(&0i64.to_be_bytes());
+        out[BATCH_LENGTH..PARTITION_LEADER_EPOCH].copy_from_slice(&length.to_be_bytes());
+        out[PARTITION_LEADER_EPOCH..MAGIC].copy_from_slice(&(-1i32).to_be_bytes());
+        out[MAGIC] = MAGIC_V2 as u8;
+        out[ATTRIBUTES..LAST_OFFSET_DELTA].copy_from_slice(&self.attributes.to_be_bytes());
+        out[LAST_OFFSET_DELTA..BASE_TIMESTAMP]
+            .copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        out[BASE_TIMESTAMP..MAX_TIMESTAMP].copy_from_slice(&self.base_timestamp.to_be_bytes());
+        out[MAX_TIMESTAMP..PRODUCER_ID].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        let p = &self.producer;
+        out[PRODUCER_ID..PRODUCER_EPOCH].copy_from_slice(&p.producer_id.to_be_bytes());
+        out[PRODUCER_EPOCH..BASE_SEQUENCE].copy_from_slice(&p.producer_epoch.to_be_bytes());
+        out[BASE_SEQUENCE..RECORDS_COUNT].copy_from_slice(&p.base_sequence.to_be_bytes());
+        out[RECORDS_COUNT..RECORDS].copy_from_slice(&self.records_count.to_be_bytes());
+        let crc = batch_crc(out);
+        out[CRC..ATTRIBUTES].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+/// A batch encoded and ready for [`Log::append`](crate::Log::append).
+///
+/// Made by [`BatchBuilder::build`] or by [`EncodedBatch::from_raw`], which checks a batch
+/// that came from elsewhere; either way the header is known to match the records.
+#[derive(Debug, Clone)]
+pub struct EncodedBatch {
+    bytes: Vec<u8>,
+    /// Offset delta of the record holding `maxTimestamp` (Kafka's shallow offset uses the
+    /// last offset instead; kept for callers that want the exact record).
+    max_timestamp_delta: i32,
+}
+
+impl EncodedBatch {
+    /// Checks a batch from elsewhere (another client, a copied segment) and prepares it
+    /// for append: size, magic, CRC, codec, a positive record count equal to
+    /// `lastOffsetDelta + 1`, no control flag, and every record decodable. `maxTimestamp`
+    /// is recomputed from the records as Kafka's broker does, fixing the CRC if it changes.
+    ///
+    /// # Errors
+    /// The first [`DecodeError`] found.
+    pub fn from_raw(bytes: Bytes, codecs: &Codecs) -> Result<EncodedBatch, DecodeError> {
+        let batch = RecordBatch::from_bytes(bytes)?;
+        batch.verify_crc()?;
+        if batch.is_control() {
+            return Err(DecodeError::Inconsistent(
+                "control batches are written by the log, not appended",
+            ));
+        }
+        let count = batch.records_count();
+        if count <= 0 || count - 1 != batch.last_offset_delta() {
+            return Err(DecodeError::Inconsistent(
+                "recordsCount must be positive and equal lastOffsetDelta + 1",
+            ));
+        }
+        let (mut max_ts, mut max_delta) = (NO_TIMESTAMP, 0);
+        for (i, r) in batch.records_unverified(codecs)?.enumerate() {
+            let r = r?;
+            if r.offset - batch.base_offset() != i as i64 {
+                return Err(DecodeError::Inconsistent("offset deltas must run 0..count"));
+            }
+            if i == 0 || r.timestamp > max_ts {
+                max_ts = r.timestamp;
+                max_delta = i as i32;
+            }
+        }
+        let mut encoded = EncodedBatch {
+            bytes: batch.as_bytes().to_vec(),
+            max_timestamp_delta: max_delta,
+        };
+        if batch.timestamp_type() == TimestampType::CreateTime && batch.max_timestamp() != max_ts {
+            encoded.set_max_timestamp(max_ts, false);
+        }
+        Ok(encoded)
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Total size in bytes, including the 12-byte log overhead.
+    pub fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Number of records.
+    pub fn records_count(&self) -> i32 {
+        get_i32(&self.bytes, RECORDS_COUNT)
+    }
+
+    /// `lastOffsetDelta`.
+    pub fn last_offset_delta(&self) -> i32 {
+        get_i32(&self.bytes, LAST_OFFSET_DELTA)
+    }
+
+    /// `maxTimestamp` as it stands.
+    pub fn max_timestamp(&self) -> i64 {
+        get_i64(&self.bytes, MAX_TIMESTAMP)
+    }
+
+    /// Offset delta of the record holding the max timestamp.
+    pub fn max_timestamp_delta(&self) -> i32 {
+        self.max_timestamp_delta
+    }
+
+    /// Stamps the base offset and leader epoch; neither is covered by the CRC.
+    pub(crate) fn stamp(&mut self, base_offset: i64, leader_epoch: i32) {
+        self.bytes[BASE_OFFSET..BATCH_LENGTH].copy_from_slice(&base_offset.to_be_bytes());
+        self.bytes[PARTITION_LEADER_EPOCH..MAGIC].copy_from_slice(&leader_epoch.to_be_bytes());
+    }
+
+    /// Rewrites `maxTimestamp` (and the LogAppendTime bit when `log_append_time`), then
+    /// the CRC, as Kafka's `setMaxTimestamp` does.
+    pub(crate) fn set_max_timestamp(&mut self, timestamp: i64, log_append_time: bool) {
+        let b = &mut self.bytes;
+        if log_append_time {
+            let attributes = get_i16(b, ATTRIBUTES) | ATTR_LOG_APPEND_TIME;
+            b[ATTRIBUTES..LAST_OFFSET_DELTA].copy_from_slice(&attributes.to_be_bytes());
+        }
+        b[MAX_TIMESTAMP..PRODUCER_ID].copy_from_slice(&timestamp.to_be_bytes());
+        let crc = batch_crc(b);
+        b[CRC..ATTRIBUTES].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// The batch as a [`RecordBatch`], for reading it back.
+    pub fn into_batch(self) -> RecordBatch {
+        RecordBatch::new_unchecked(Bytes::from(self.bytes))
+    }
+}
+
+#[inline]
+fn bytes_len(b: Option<&[u8]>) -> usize {
+    match b {
+        None => 1,
+        Some(b) => varint_len(b.len() as i32) + b.len(),
+    }
+}
+
+#[inline]
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i32);
+            out.extend_from_slice(b);
+        }
+    }
+}

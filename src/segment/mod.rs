@@ -1,0 +1,454 @@
+//! One segment: a `.log` file of batches with its `.index` and `.timeindex`.
+//!
+//! The segment's writer is the partition's single appender; readers run concurrently.
+//! A reader only looks at bytes below `size`, which the writer publishes after the write
+//! completes, so it never sees part of a batch. Index entries are added under the index's
+//! write lock, lookups take its read lock.
+
+mod index_file;
+mod offset_index;
+mod scan;
+mod time_index;
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+
+use crate::error::{DecodeError, Error, IoContext, Result};
+use crate::record::{NO_TIMESTAMP, RecordBatch};
+pub(crate) use offset_index::OffsetIndex;
+pub(crate) use scan::{SCAN_CHUNK, Scanned, Scanner};
+pub(crate) use time_index::TimeIndex;
+
+/// File name of a segment file: the base offset zero-padded to 20 digits, plus `ext`.
+pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Parses a segment file name of the form `%020d.<ext>`.
+pub(crate) fn parse_file_name(name: &str) -> Option<(i64, &str)> {
+    let (stem, ext) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, ext))
+}
+
+/// Why a segment's tail was cut during recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TruncationReason {
+    /// The last batch was cut short by the end of the file.
+    TornTail,
+    /// A batch failed its structure or CRC check.
+    Corrupt(DecodeError),
+    /// A batch's offsets go backwards or leave the segment's range.
+    OffsetOrder {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The smallest base offset it could have had.
+        expected_at_least: i64,
+    },
+}
+
+impl std::fmt::Display for TruncationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TruncationReason::TornTail => f.write_str("torn tail (partial batch)"),
+            TruncationReason::Corrupt(e) => write!(f, "corrupt batch: {e}"),
+            TruncationReason::OffsetOrder {
+                base_offset,
+                expected_at_least,
+            } => write!(
+                f,
+                "batch base offset {base_offset} is below the expected {expected_at_least}"
+            ),
+        }
+    }
+}
+
+/// Outcome of [`Segment::recover`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    /// Offset after the last valid batch (the segment base when it holds none).
+    pub next_offset: i64,
+    /// Bytes kept.
+    pub valid_bytes: u64,
+    /// Bytes cut from the end, and why (`None` when nothing was cut).
+    pub truncated: Option<(u64, TruncationReason)>,
+}
+
+/// One segment of a partition log.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    file: File,
+    size: AtomicU64,
+    index: RwLock<OffsetIndex>,
+    time_index: RwLock<TimeIndex>,
+    /// Largest record timestamp in the segment, and the last offset of its batch.
+    max_timestamp: AtomicI64,
+    offset_of_max_timestamp: AtomicI64,
+}
+
+impl Segment {
+    /// Creates the files of a new, empty segment with preallocated indexes.
+    pub(crate) fn create(dir: &Path, base_offset: i64, index_bytes: usize) -> Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&log_path)
+            .at(&log_path)?;
+        let seg = Segment::with_file(dir, base_offset, log_path, file, 0)?;
+        seg.index.write().file_mut().resize(index_bytes)?;
+        seg.time_index.write().file_mut().resize(index_bytes)?;
+        Ok(seg)
+    }
+
+    /// Opens an existing segment as it is on disk; the caller checks or rebuilds indexes.
+    pub(crate) fn open(dir: &Path, base_offset: i64) -> Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .at(&log_path)?;
+        let size = file.metadata().at(&log_path)?.len();
+        let seg = Segment::with_file(dir, base_offset, log_path, file, size)?;
+        if let Some((ts, off)) = seg.time_index.read().last() {
+            seg.max_timestamp.store(ts, Ordering::Relaxed);
+            seg.offset_of_max_timestamp.store(off, Ordering::Relaxed);
+        }
+        Ok(seg)
+    }
+
+    fn with_file(
+        dir: &Path,
+        base_offset: i64,
+        log_path: PathBuf,
+        file: File,
+        size: u64,
+    ) -> Result<Segment> {
+        let index = OffsetIndex::open(&dir.join(file_name(base_offset, "index")), base_offset)?;
+        let time_index =
+            TimeIndex::open(&dir.join(file_name(base_offset, "timeindex")), base_offset)?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            file,
+            size: AtomicU64::new(size),
+            index: RwLock::new(index),
+            time_index: RwLock::new(time_index),
+            max_timestamp: AtomicI64::new(NO_TIMESTAMP),
+            offset_of_max_timestamp: AtomicI64::new(-1),
+        })
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Bytes of whole batches, as published to readers.
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Largest record timestamp in the segment (`NO_TIMESTAMP` when it has none).
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn time_index(&self) -> &RwLock<TimeIndex> {
+        &self.time_index
+    }
+
+    /// Whether either index has no room for another entry.
+    pub(crate) fn indexes_full(&self) -> bool {
+        self.index.read().is_full() || self.time_index.read().is_full()
+    }
+
+    /// Writes one batch at the end of the segment (the single writer's call), adds index
+    /// entries when `index_entry`, then publishes the new size to readers.
+    ///
+    /// The batch is written before its index entries so that an entry never points at
+    /// bytes a reader cannot see.
+    pub(crate) fn append(
+        &self,
+        bytes: &[u8],
+        last_offset: i64,
+        max_timestamp: i64,
+        index_entry: bool,
+    ) -> Result<()> {
+        let pos = self.size.load(Ordering::Relaxed);
+        self.file.write_all_at(bytes, pos).at(&self.log_path)?;
+        if max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
+            self.offset_of_max_timestamp
+                .store(last_offset, Ordering::Relaxed);
+            self.max_timestamp.store(max_timestamp, Ordering::Release);
+        }
+        if index_entry {
+            self.index.write().push(last_offset, pos as u32);
+            let (ts, off) = self.max_timestamp_and_offset();
+            self.time_index.write().maybe_push(ts, off, false);
+        }
+        self.size.store(pos + bytes.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    fn max_timestamp_and_offset(&self) -> (i64, i64) {
+        (
+            self.max_timestamp.load(Ordering::Acquire),
+            self.offset_of_max_timestamp.load(Ordering::Acquire),
+        )
+    }
+
+    /// A scanner over `[pos, size)`.
+    pub(crate) fn scanner(&self, pos: u64, chunk: usize) -> Scanner<'_> {
+        Scanner::new(&self.file, &self.log_path, pos, self.size(), chunk)
+    }
+
+    /// The first batch whose last offset is ≥ `offset`, and its position, scanning from
+    /// the index's hint; `None` when every batch of the segment ends before `offset`.
+    ///
+    /// `chunk` sizes the reads, so a caller that will read on can ask for its budget.
+    pub(crate) fn find_batch(
+        &self,
+        offset: i64,
+        chunk: usize,
+    ) -> Result<Option<(Scanner<'_>, u64, RecordBatch)>> {
+        let (_, hint) = self.index.read().lookup(offset);
+        let mut scanner = self.scanner(u64::from(hint), chunk);
+        loop {
+            match scanner.next_batch()? {
+                Scanned::Batch(pos, b) if b.last_offset() >= offset => {
+                    return Ok(Some((scanner, pos, b)));
+                }
+                Scanned::Batch(..) => {}
+                Scanned::End | Scanned::Torn(_) => return Ok(None),
+                Scanned::Corrupt(pos, source) => {
+                    return Err(Error::CorruptBatch {
+                        path: self.log_path.clone(),
+                        position: pos,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The offset after the last batch, scanning from the last index entry. Used when
+    /// the segment is known to be valid (after a clean shutdown).
+    pub(crate) fn read_next_offset(&self) -> Result<i64> {
+        let start = self.index.read().last().map_or(0, |(_, pos)| pos);
+        let mut scanner = self.scanner(u64::from(start), SCAN_CHUNK);
+        let mut next = self.base_offset;
+        loop {
+            match scanner.next_batch()? {
+                Scanned::Batch(_, b) => next = b.next_offset(),
+                Scanned::End => return Ok(next),
+                Scanned::Torn(position) => {
+                    return Err(Error::CorruptBatch {
+                        path: self.log_path.clone(),
+                        position,
+                        source: DecodeError::Inconsistent("torn tail after a clean shutdown"),
+                    });
+                }
+                Scanned::Corrupt(position, source) => {
+                    return Err(Error::CorruptBatch {
+                        path: self.log_path.clone(),
+                        position,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Validates every batch (structure, CRC, offset order), rebuilds both indexes the way
+    /// Kafka's recovery does (an entry when more than `index_interval` bytes passed since
+    /// the last), and truncates the file after the last valid batch.
+    ///
+    /// `expected_at_least` is the smallest base offset the first batch may have (the end
+    /// of the previous segment).
+    pub(crate) fn recover(
+        &self,
+        expected_at_least: i64,
+        index_interval: u64,
+        index_bytes: usize,
+    ) -> Result<Recovered> {
+        let mut index = self.index.write();
+        let mut time_index = self.time_index.write();
+        index.file_mut().truncate_entries(0);
+        time_index.file_mut().truncate_entries(0);
+        index.file_mut().resize(index_bytes)?;
+        time_index.file_mut().resize(index_bytes)?;
+        let file_size = self.file.metadata().at(&self.log_path)?.len();
+        self.size.store(file_size, Ordering::Release);
+
+        let mut scanner = self.scanner(0, SCAN_CHUNK);
+        let (mut next, mut last_indexed) = (expected_at_least.max(self.base_offset), 0u64);
+        let (mut max_ts, mut max_ts_offset) = (NO_TIMESTAMP, -1);
+        let reason = loop {
+            let (pos, batch) = match scanner.next_batch()? {
+                Scanned::Batch(pos, b) => (pos, b),
+                Scanned::End => break None,
+                Scanned::Torn(_) => break Some(TruncationReason::TornTail),
+                Scanned::Corrupt(_, e) => break Some(TruncationReason::Corrupt(e)),
+            };
+            if let Err(e) = batch.verify_crc() {
+                break Some(TruncationReason::Corrupt(e));
+            }
+            let last = batch.last_offset();
+            if batch.base_offset() < next
+                || batch.last_offset_delta() < 0
+                || last - self.base_offset > i64::from(i32::MAX)
+            {
+                break Some(TruncationReason::OffsetOrder {
+                    base_offset: batch.base_offset(),
+                    expected_at_least: next,
+                });
+            }
+            if batch.max_timestamp() > max_ts {
+                (max_ts, max_ts_offset) = (batch.max_timestamp(), last);
+            }
+            if pos - last_indexed > index_interval && !index.is_full() {
+                index.push(last, pos as u32);
+                time_index.maybe_push(max_ts, max_ts_offset, false);
+                last_indexed = pos;
+            }
+            next = batch.next_offset();
+        };
+        let valid_bytes = scanner.position();
+        if valid_bytes < file_size {
+            self.file.set_len(valid_bytes).at(&self.log_path)?;
+        }
+        self.size.store(valid_bytes, Ordering::Release);
+        if max_ts_offset >= 0 {
+            time_index.maybe_push(max_ts, max_ts_offset, true);
+        }
+        self.max_timestamp.store(max_ts, Ordering::Release);
+        self.offset_of_max_timestamp
+            .store(max_ts_offset, Ordering::Release);
+        let truncated = reason.map(|r| (file_size - valid_bytes, r));
+        Ok(Recovered {
+            next_offset: next.max(self.base_offset),
+            valid_bytes,
+            truncated,
+        })
+    }
+
+    /// Checks both indexes against the log without reading it all: entry order and range,
+    /// and that the last offset-index entry points at a batch that starts at or before its
+    /// key. `Err` says what is wrong.
+    pub(crate) fn check_indexes(
+        &self,
+        next_offset: i64,
+    ) -> Result<std::result::Result<(), String>> {
+        let index = self.index.read();
+        let time_index = self.time_index.read();
+        for (f, size) in [(index.file(), 8), (time_index.file(), 12)] {
+            if f.torn()? {
+                return Ok(Err(format!(
+                    "{} is not a whole number of {size}-byte entries",
+                    f.path().display()
+                )));
+            }
+        }
+        if let Err(e) = index.check(self.size()) {
+            return Ok(Err(format!("{}: {e}", index.file().path().display())));
+        }
+        if let Err(e) = time_index.check(next_offset) {
+            return Ok(Err(format!("{}: {e}", time_index.file().path().display())));
+        }
+        if let Some((off, pos)) = index.last()
+            && !self.batch_at_holds(pos, off)?
+        {
+            return Ok(Err(format!(
+                "{}: last entry ({off}, {pos}) does not point at a batch at or before {off}",
+                index.file().path().display()
+            )));
+        }
+        // Spot-check offset-index entries beyond the last: a scrambled entry that still
+        // sorts would send a lookup into the middle of a batch.
+        let step = (index.len() / 16).max(1);
+        for i in (0..index.len()).step_by(step) {
+            let (off, pos) = index.entry(i);
+            if !self.batch_at_holds(pos, off)? {
+                return Ok(Err(format!(
+                    "{}: entry {i} ({off}, {pos}) does not point at a batch at or before {off}",
+                    index.file().path().display()
+                )));
+            }
+        }
+        if self.size() > 0 && time_index.len() == 0 {
+            let mut scanner = self.scanner(0, 4096);
+            if let Scanned::Batch(_, b) = scanner.next_batch()?
+                && b.max_timestamp() != NO_TIMESTAMP
+            {
+                return Ok(Err(format!(
+                    "{}: empty, but the segment has timestamps",
+                    time_index.file().path().display()
+                )));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Whether a whole batch starts at `pos` with a base offset ≤ `offset`.
+    fn batch_at_holds(&self, pos: u32, offset: i64) -> Result<bool> {
+        let mut scanner = self.scanner(u64::from(pos), 4096);
+        Ok(matches!(scanner.next_batch()?, Scanned::Batch(_, b) if b.base_offset() <= offset))
+    }
+
+    /// Grows both indexes to `index_bytes` so the segment can take appends again.
+    pub(crate) fn make_active(&self, index_bytes: usize) -> Result<()> {
+        self.index.write().file_mut().resize(index_bytes)?;
+        self.time_index.write().file_mut().resize(index_bytes)
+    }
+
+    /// Finishes an active segment at roll or close: the final time-index entry (the
+    /// segment's max timestamp), then both indexes trimmed to their entries.
+    pub(crate) fn seal(&self) -> Result<()> {
+        let (ts, off) = self.max_timestamp_and_offset();
+        let mut time_index = self.time_index.write();
+        if off >= 0 {
+            time_index.maybe_push(ts, off, true);
+        }
+        time_index.file_mut().trim()?;
+        self.index.write().file_mut().trim()
+    }
+
+    /// fsyncs the log data (`fdatasync`: the data and the file size).
+    pub(crate) fn sync_log(&self) -> Result<()> {
+        self.file.sync_data().at(&self.log_path)
+    }
+
+    /// Writes both indexes to disk.
+    pub(crate) fn sync_indexes(&self) -> Result<()> {
+        self.index.read().file().sync()?;
+        self.time_index.read().file().sync()
+    }
+
+    /// Deletes the segment's files.
+    pub(crate) fn delete_files(&self) -> Result<()> {
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        for ext in ["log", "index", "timeindex", "txnindex"] {
+            let p = dir.join(file_name(self.base_offset, ext));
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p, e)),
+            }
+        }
+        Ok(())
+    }
+}
