@@ -178,6 +178,12 @@ pub enum Error {
         /// What it should have been (`partition directory`, `segment file`).
         what: &'static str,
     },
+    /// Another process (or another handle in this one) holds the data directory's lock.
+    #[error("{path} is locked by another process or handle; only one may open a data directory")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The log (or the directory holding it) has been closed.
     #[error("{0} is closed")]
     Closed(String),

@@ -15,8 +15,9 @@ use crate::record::TimestampType;
 /// default is neither, which is `Never` here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum FsyncPolicy {
-    /// Never fsync on append; only [`Log::flush`](crate::Log::flush), roll-free close and
-    /// the owner's checkpoints do. A power loss can lose every append since the last flush.
+    /// Never fsync on append; only [`Log::flush`](crate::Log::flush),
+    /// [`Log::close`](crate::Log::close) and segment roll do. A power loss can lose every
+    /// append since the last of those.
     #[default]
     Never,
     /// fsync once at least this many records were appended since the last fsync. A power

@@ -15,6 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::record::Codecs;
 
 const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
+const LOCK: &str = ".lock";
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
 const LOG_START_OFFSETS: &str = "log-start-offset-checkpoint";
 
@@ -46,6 +47,22 @@ pub fn validate_topic_name(topic: &str) -> Result<()> {
     Ok(())
 }
 
+/// Opens `<dir>/.lock` and takes an exclusive, non-blocking OS lock on it.
+fn lock_dir(dir: &Path) -> Result<fs::File> {
+    let path = dir.join(LOCK);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .at(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
+}
+
 /// The directory name of a partition: `<topic>-<partition>`.
 pub fn partition_dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
@@ -64,6 +81,8 @@ pub struct LogDir {
     clock: Arc<dyn Clock>,
     clean_shutdown: bool,
     state: Mutex<DirState>,
+    /// Holds the OS lock on `.lock` for as long as this value lives.
+    _lock: fs::File,
 }
 
 #[derive(Debug, Default)]
@@ -86,11 +105,15 @@ impl LogDir {
 
     /// Opens a data directory with explicit codecs and clock.
     ///
-    /// The clean-shutdown marker is deleted at once, as Kafka does, so that a crash while
-    /// this session runs counts as unclean at the next open.
+    /// Takes an exclusive OS lock on `<dir>/.lock` (as Kafka does), released when the
+    /// `LogDir` is dropped, so a second process (or a second `LogDir` in this one) gets
+    /// [`Error::Locked`] instead of corrupting the logs. The clean-shutdown marker is
+    /// deleted at once, as Kafka does, so that a crash while this session runs counts as
+    /// unclean at the next open. A checkpoint file that does not parse is ignored: the
+    /// logs then recover from offset 0, which is slower but loses nothing.
     ///
     /// # Errors
-    /// [`Error::Io`] or [`Error::BadCheckpoint`].
+    /// [`Error::Locked`], or [`Error::Io`] naming the file.
     pub fn open_with(
         path: impl AsRef<Path>,
         codecs: Codecs,
@@ -98,14 +121,13 @@ impl LogDir {
     ) -> Result<LogDir> {
         let path = path.as_ref().to_path_buf();
         fs::create_dir_all(&path).at(&path)?;
+        let lock = lock_dir(&path)?;
         let marker = path.join(CLEAN_SHUTDOWN);
         let clean_shutdown = marker.exists();
         if clean_shutdown {
             fs::remove_file(&marker).at(&marker)?;
             sync_dir(&path)?;
         }
-        // A checkpoint that does not parse is not trusted: the logs then recover from
-        // offset 0, which is slower but loses nothing.
         let recovery_points = read_checkpoint(&path.join(RECOVERY_POINTS)).unwrap_or_default();
         let log_start_offsets = read_checkpoint(&path.join(LOG_START_OFFSETS)).unwrap_or_default();
         Ok(LogDir {
@@ -118,6 +140,7 @@ impl LogDir {
                 log_start_offsets,
                 ..DirState::default()
             }),
+            _lock: lock,
         })
     }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::checkpoint::sync_dir;
 use super::sync::SyncState;
 use super::{Log, LogConfig, LogOptions, Writer};
 use crate::error::{Error, IoContext, Result};
@@ -47,7 +48,11 @@ pub struct Truncation {
 
 pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result<Log> {
     config.validate()?;
-    fs::create_dir_all(dir).at(dir)?;
+    if !dir.exists() {
+        fs::create_dir_all(dir).at(dir)?;
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        sync_dir(parent.unwrap_or(Path::new(".")))?;
+    }
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())

@@ -115,7 +115,9 @@ pub struct Log {
 impl Log {
     /// Opens the partition directory `dir` (`<topic>-<partition>`), creating it if
     /// needed, and recovers it as after an unclean shutdown: every batch is validated.
-    /// [`LogDir`] keeps the checkpoints that let a cleanly closed log open without a scan.
+    /// [`LogDir`] keeps the checkpoints that let a cleanly closed log open without a scan,
+    /// and the lock that keeps other processes out; a bare `Log` takes no lock, so the
+    /// caller must not open the same directory twice.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`], or [`Error::Io`] naming the file that failed.
@@ -223,11 +225,18 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::BatchTooLarge`] over `max.message.bytes` or `segment.bytes`;
+    /// [`Error::InvalidBatch`] for a batch without records;
     /// [`Error::Poisoned`] after an earlier failure; [`Error::Closed`];
     /// [`Error::Io`] when the write or fsync fails (the log is then poisoned).
     pub fn append(&self, mut batch: EncodedBatch) -> Result<AppendInfo> {
         self.check_writable()?;
         self.check_size(batch.size())?;
+        if batch.records_count() <= 0 {
+            return Err(Error::InvalidBatch {
+                partition: self.name.clone(),
+                source: crate::DecodeError::Inconsistent("a batch needs at least one record"),
+            });
+        }
         let (info, sync_to) = {
             let mut w = self.writer.lock();
             self.check_writable()?;
@@ -348,9 +357,15 @@ impl Log {
         self.roll(w, base)
     }
 
-    /// Seals the active segment and starts a new one at `base_offset`.
+    /// Seals the active segment, fsyncs it with its indexes (as Kafka flushes at roll) and
+    /// starts a new one at `base_offset`.
+    ///
+    /// The fsync makes every sealed segment durable, so recovery after a crash never has
+    /// to look behind the active segment, and sealed indexes are never lost.
     fn roll(&self, w: &mut Writer, base_offset: i64) -> Result<()> {
         w.active.seal()?;
+        w.active.sync_log()?;
+        w.active.sync_indexes()?;
         let seg = Arc::new(Segment::create(
             &self.dir,
             base_offset,
@@ -358,6 +373,7 @@ impl Log {
         )?);
         self.dir_dirty.store(true, Ordering::Release);
         self.segments.write().push(seg.clone());
+        self.recovery_point.fetch_max(base_offset, Ordering::AcqRel);
         w.active = seg;
         w.bytes_since_index = 0;
         w.first_batch_timestamp = None;

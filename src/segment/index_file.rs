@@ -126,8 +126,9 @@ impl IndexFile {
 #[allow(unsafe_code)]
 fn map_file(file: &File) -> std::io::Result<MmapMut> {
     // SAFETY: the map is only sound while nobody else truncates or rewrites the file.
-    // Index files live inside a partition directory that one process owns (the data
-    // directory is locked by its owner), and within this process the only writer is the
+    // Index files live inside a partition directory that one process owns (`LogDir` holds
+    // an exclusive OS lock on the data directory's `.lock`; a bare `Log` documents that its
+    // directory must not be shared), and within this process the only writer is the
     // `IndexFile` holding this map, which drops the map before every `set_len`.
     unsafe { MmapMut::map_mut(file) }
 }

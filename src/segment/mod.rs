@@ -234,6 +234,7 @@ impl Segment {
                 }
                 Scanned::Batch(..) => {}
                 Scanned::End | Scanned::Torn(_) => return Ok(None),
+                Scanned::Legacy(pos, magic) => return Err(self.legacy(pos, magic)),
                 Scanned::Corrupt(pos, source) => {
                     return Err(Error::CorruptBatch {
                         path: self.log_path.clone(),
@@ -262,6 +263,7 @@ impl Segment {
                         source: DecodeError::Inconsistent("torn tail after a clean shutdown"),
                     });
                 }
+                Scanned::Legacy(position, magic) => return Err(self.legacy(position, magic)),
                 Scanned::Corrupt(position, source) => {
                     return Err(Error::CorruptBatch {
                         path: self.log_path.clone(),
@@ -273,12 +275,22 @@ impl Segment {
         }
     }
 
+    fn legacy(&self, position: u64, magic: i8) -> Error {
+        Error::CorruptBatch {
+            path: self.log_path.clone(),
+            position,
+            source: DecodeError::UnsupportedMagic { magic },
+        }
+    }
+
     /// Validates every batch (structure, CRC, offset order), rebuilds both indexes the way
     /// Kafka's recovery does (an entry when more than `index_interval` bytes passed since
     /// the last), and truncates the file after the last valid batch.
     ///
     /// `expected_at_least` is the smallest base offset the first batch may have (the end
-    /// of the previous segment).
+    /// of the previous segment). A legacy (magic 0/1) message with a valid CRC is not
+    /// corruption: the open fails with [`DecodeError::UnsupportedMagic`] naming the file
+    /// and position, and nothing is truncated.
     pub(crate) fn recover(
         &self,
         expected_at_least: i64,
@@ -303,6 +315,7 @@ impl Segment {
                 Scanned::End => break None,
                 Scanned::Torn(_) => break Some(TruncationReason::TornTail),
                 Scanned::Corrupt(_, e) => break Some(TruncationReason::Corrupt(e)),
+                Scanned::Legacy(position, magic) => return Err(self.legacy(position, magic)),
             };
             if let Err(e) = batch.verify_crc() {
                 break Some(TruncationReason::Corrupt(e));

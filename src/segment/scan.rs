@@ -22,6 +22,9 @@ pub(crate) enum Scanned {
     Torn(u64),
     /// The batch at this position is malformed.
     Corrupt(u64, DecodeError),
+    /// A legacy (magic 0 or 1) message set with a valid CRC-32: real data from an old
+    /// Kafka, which partlog does not read and must not truncate as if it were corrupt.
+    Legacy(u64, i8),
     /// Every byte up to the end was a whole batch.
     End,
 }
@@ -86,6 +89,11 @@ impl<'a> Scanner<'a> {
                 self.pos += size;
                 Ok(Scanned::Batch(pos, batch))
             }
+            Err(DecodeError::UnsupportedMagic { magic })
+                if is_valid_legacy(&self.buf[at..at + size as usize]) =>
+            {
+                Ok(Scanned::Legacy(self.pos, magic))
+            }
             Err(e) => Ok(Scanned::Corrupt(self.pos, e)),
         }
     }
@@ -101,6 +109,18 @@ impl<'a> Scanner<'a> {
         self.buf_start = self.pos;
         Ok(())
     }
+}
+
+/// Whether `msg` is a magic 0/1 message whose CRC-32 (IEEE, over magic..end, stored at
+/// bytes 12..16) checks out.
+fn is_valid_legacy(msg: &[u8]) -> bool {
+    const LEGACY_CRC: usize = LOG_OVERHEAD;
+    const LEGACY_MAGIC: usize = LEGACY_CRC + 4;
+    if msg.len() <= LEGACY_MAGIC || msg[LEGACY_MAGIC] > 1 {
+        return false;
+    }
+    let stored = u32::from_be_bytes(msg[LEGACY_CRC..LEGACY_MAGIC].try_into().expect("4 bytes"));
+    crc32fast::hash(&msg[LEGACY_MAGIC..]) == stored
 }
 
 /// Reads `len` bytes at `pos` into a new buffer.

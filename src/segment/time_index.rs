@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::index_file::IndexFile;
 use crate::error::Result;
+use crate::record::NO_TIMESTAMP;
 
 /// Bytes per entry.
 pub(crate) const ENTRY_SIZE: usize = 12;
@@ -62,9 +63,10 @@ impl TimeIndex {
     /// the offset not smaller, as Kafka's `maybeAppend`. With `final_entry` the reserved
     /// slot may be used.
     pub(crate) fn maybe_push(&mut self, timestamp: i64, offset: i64, final_entry: bool) {
-        if let Some((t, o)) = self.last()
-            && (timestamp <= t || offset < o)
-        {
+        // An empty index compares as if it held (NO_TIMESTAMP, base), as Kafka's does,
+        // so a segment without timestamps gets no entry.
+        let (t, o) = self.last().unwrap_or((NO_TIMESTAMP, self.base_offset));
+        if timestamp <= t || offset < o {
             return;
         }
         if self.file.len() >= self.file.capacity() || (!final_entry && self.is_full()) {

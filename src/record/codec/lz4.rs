@@ -53,10 +53,6 @@ const FLG_DICT_ID: u8 = 0b0000_0001;
 /// BD bits other than the block-size code must be zero.
 const BD_RESERVED: u8 = 0b1000_1111;
 
-/// An LZ4 block expands at most 255× (a 255 byte in a match length adds 255 bytes), plus a
-/// few bytes for the final literals.
-const MAX_EXPANSION: usize = 255;
-
 /// lz4 in Kafka's LZ4 frame, as Kafka's `Lz4Compression` writes it.
 ///
 /// Kafka name: `compression.type=lz4`. Compressed with lz4_flex's fast compressor (Kafka's
@@ -219,15 +215,74 @@ fn decode_block(
         out[end..end + len].copy_from_slice(data);
         return Ok(end + len);
     }
-    // Room for the most this block could decode to: never past the frame's block size,
-    // never more than its own bytes can expand to.
-    let room = descriptor
-        .block_max
-        .min(len.saturating_mul(MAX_EXPANSION) + 16);
-    grow_to(out, end + room);
-    let written = decompress_into(data, &mut out[end..end + room])
+    // Sized exactly, so that only the bytes the block fills are zeroed first: a 64 KiB
+    // worst case per block would cost more than decoding a small batch.
+    let len = decoded_len(data, descriptor.block_max)?;
+    grow_to(out, end + len);
+    let written = decompress_into(data, &mut out[end..end + len])
         .map_err(|e| invalid_data(format!("lz4 frame: bad block: {e}")))?;
+    if written != len {
+        return Err(invalid_data(format!(
+            "lz4 frame: bad block: decoded {written} bytes, its sequences add up to {len}"
+        )));
+    }
     Ok(end + written)
+}
+
+/// The number of bytes an LZ4 block decodes to, found by walking its sequence headers
+/// (token, length bytes, offset) and skipping the literals, without decoding anything.
+///
+/// Fails when the headers run past the block or the total exceeds `limit`; whether the
+/// offsets are valid is left to the decoder.
+fn decoded_len(block: &[u8], limit: usize) -> io::Result<usize> {
+    let mut pos = 0;
+    let mut total = 0usize;
+    while pos < block.len() {
+        let token = block[pos];
+        pos += 1;
+        let literals = sequence_length(block, &mut pos, token >> 4)?;
+        pos = pos.saturating_add(literals);
+        total = total.saturating_add(literals);
+        if pos >= block.len() {
+            // The last sequence is literals only; literals past the end are the
+            // decoder's to reject.
+            break;
+        }
+        pos += 2; // the match offset
+        let matched = sequence_length(block, &mut pos, token & 0x0f)?;
+        total = total.saturating_add(matched + 4);
+        if total > limit {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(invalid_data(format!(
+            "lz4 frame: block decodes to more than the frame's maximum block size {limit}"
+        )));
+    }
+    Ok(total)
+}
+
+/// A literal or match length: the token's nibble, plus extension bytes while it is 15
+/// and they are 255.
+fn sequence_length(block: &[u8], pos: &mut usize, nibble: u8) -> io::Result<usize> {
+    let mut len = usize::from(nibble);
+    if nibble < 15 {
+        return Ok(len);
+    }
+    loop {
+        let Some(&byte) = block.get(*pos) else {
+            return Err(invalid_data(
+                "lz4 frame: bad block: sequence length runs past the block",
+            ));
+        };
+        *pos += 1;
+        // At most one 255 per input byte, and blocks are at most 4 MiB: cannot overflow.
+        len += usize::from(byte);
+        if byte != 255 {
+            return Ok(len);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -402,7 +457,27 @@ mod tests {
         payload.extend_from_slice(&(big.len() as u32).to_le_bytes());
         payload.extend_from_slice(&big);
         payload.extend_from_slice(&END_MARK);
-        assert_invalid(&Lz4, &payload, "bad block");
+        assert_invalid(
+            &Lz4,
+            &payload,
+            "more than the frame's maximum block size 65536",
+        );
+    }
+
+    #[test]
+    fn decoded_len_matches_the_decoder() {
+        for input in [
+            b"x".to_vec(),
+            compressible_bytes(60_000),
+            random_bytes(1000, 4),
+            vec![0; 65_536],
+        ] {
+            let block = lz4_flex::block::compress(&input);
+            assert_eq!(decoded_len(&block, 65_536).unwrap(), input.len());
+        }
+        // Length extension bytes of 255 that run past the end of the block.
+        assert!(decoded_len(&[0x0f, 0x01, 0x00, 0xff], 65_536).is_err());
+        assert!(decoded_len(&[0xf0, 0xff, 0xff], 65_536).is_err());
     }
 
     #[test]
