@@ -80,18 +80,20 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
     let next_offset = recover_segments(&config, &options, &mut segments, suspect, &mut report)?;
 
     let start = options.log_start_offset.max(0);
+    let map_bytes = config.segment_bytes as usize;
     if segments.is_empty() {
         segments.push(Arc::new(Segment::create(
             dir,
             start.max(next_offset),
             index_bytes,
+            map_bytes,
         )?));
     }
     let first_base = segments[0].base_offset();
     let log_end = next_offset.max(segments.last().map_or(0, |s| s.base_offset()));
     let log_start = start.max(first_base).min(log_end);
     let active = segments.last().cloned().expect("at least one segment");
-    active.make_active(index_bytes)?;
+    active.make_active(index_bytes, map_bytes)?;
     let first_batch_timestamp = first_batch_max_timestamp(&active)?;
     let recovery_point = if options.clean_shutdown {
         log_end
@@ -220,7 +222,10 @@ fn recover_segments(
                     later.delete_files()?;
                     report.deleted_segments.push(later.log_path().to_path_buf());
                 }
-                seg.make_active(config.segment_index_bytes as usize)?;
+                seg.make_active(
+                    config.segment_index_bytes as usize,
+                    config.segment_bytes as usize,
+                )?;
             }
         }
         i += 1;
@@ -254,8 +259,8 @@ fn checked_next_offset(
 
 /// `maxTimestamp` of the segment's first batch, for time-based roll.
 fn first_batch_max_timestamp(seg: &Segment) -> Result<Option<i64>> {
-    let mut scanner = seg.scanner(0, 4096);
-    Ok(match scanner.next_batch()? {
+    let mut scanner = seg.scanner(0);
+    Ok(match scanner.next_batch() {
         Scanned::Batch(_, b) => Some(b.max_timestamp()),
         _ => None,
     })

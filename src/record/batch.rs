@@ -116,12 +116,14 @@ impl RecordBatch {
     /// Offset of the last record: `baseOffset + lastOffsetDelta`. After compaction the
     /// record with this offset may be gone, but the next batch still starts after it.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        // baseOffset is outside the CRC; saturate rather than overflow on damaged bytes.
+        self.base_offset()
+            .saturating_add(i64::from(self.last_offset_delta()))
     }
 
     /// The offset after this batch: `lastOffset + 1`.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// `lastOffsetDelta`.
@@ -390,8 +392,12 @@ impl Records {
             Some(t) => t,
             None => self.base_timestamp.wrapping_add(ts_delta),
         };
+        let offset = self
+            .base_offset
+            .checked_add(i64::from(offset_delta))
+            .ok_or("offset overflows i64")?;
         Ok(Record {
-            offset: self.base_offset + i64::from(offset_delta),
+            offset,
             timestamp,
             key,
             value,

@@ -54,10 +54,12 @@ pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> Option<i32> {
         *pos += 1;
         return Some(((b >> 1) as i32) ^ -((b & 1) as i32));
     }
-    let u = get_unsigned(buf, pos, 5)?;
+    let mut at = *pos;
+    let u = get_unsigned(buf, &mut at, 5)?;
     if u > u64::from(u32::MAX) {
         return None;
     }
+    *pos = at;
     let u = u as u32;
     Some(((u >> 1) as i32) ^ -((u & 1) as i32))
 }

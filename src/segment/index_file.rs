@@ -53,7 +53,7 @@ impl IndexFile {
     /// Whether the file length is not a multiple of the entry size.
     pub(crate) fn torn(&self) -> Result<bool> {
         let len = self.file.metadata().at(&self.path)?.len() as usize;
-        Ok(len % self.entry_size != 0)
+        Ok(!len.is_multiple_of(self.entry_size))
     }
 
     pub(crate) fn path(&self) -> &Path {

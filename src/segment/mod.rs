@@ -6,21 +6,24 @@
 //! write lock, lookups take its read lock.
 
 mod index_file;
+mod map;
 mod offset_index;
 mod scan;
 mod time_index;
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 use crate::error::{DecodeError, Error, IoContext, Result};
 use crate::record::{NO_TIMESTAMP, RecordBatch};
+use map::LogMap;
 pub(crate) use offset_index::OffsetIndex;
-pub(crate) use scan::{SCAN_CHUNK, Scanned, Scanner};
+pub(crate) use scan::{Scanned, Scanner};
 pub(crate) use time_index::TimeIndex;
 
 /// File name of a segment file: the base offset zero-padded to 20 digits, plus `ext`.
@@ -35,6 +38,40 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(i64, &str)> {
         return None;
     }
     Some((stem.parse().ok()?, ext))
+}
+
+/// One batch of a run handed to [`Segment::append`].
+#[derive(Debug)]
+pub(crate) struct PendingBatch<'a> {
+    /// The encoded batch, offsets already stamped.
+    pub bytes: &'a [u8],
+    /// Its last offset.
+    pub last_offset: i64,
+    /// Its `maxTimestamp`.
+    pub max_timestamp: i64,
+    /// Whether an index entry (last offset, start position) goes in before it.
+    pub index_entry: bool,
+}
+
+/// Writes every batch of `run` at `pos`, in as few `writev` calls as the kernel allows.
+fn write_all_vectored_at(file: &File, run: &[PendingBatch<'_>], pos: u64) -> std::io::Result<()> {
+    use std::io::{IoSlice, Seek, SeekFrom, Write};
+    let mut f = file;
+    f.seek(SeekFrom::Start(pos))?;
+    if let [one] = run {
+        return f.write_all(one.bytes);
+    }
+    let mut slices: Vec<IoSlice<'_>> = run.iter().map(|b| IoSlice::new(b.bytes)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match f.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Why a segment's tail was cut during recovery.
@@ -87,6 +124,8 @@ pub(crate) struct Segment {
     log_path: PathBuf,
     file: File,
     size: AtomicU64,
+    /// Read-only map of the `.log` file; readers slice it below `size`.
+    map: RwLock<Arc<LogMap>>,
     index: RwLock<OffsetIndex>,
     time_index: RwLock<TimeIndex>,
     /// Largest record timestamp in the segment, and the last offset of its batch.
@@ -95,8 +134,14 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// Creates the files of a new, empty segment with preallocated indexes.
-    pub(crate) fn create(dir: &Path, base_offset: i64, index_bytes: usize) -> Result<Segment> {
+    /// Creates the files of a new, empty segment with preallocated indexes, mapped for
+    /// reading up to `map_bytes` (the most it will hold).
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_bytes: usize,
+        map_bytes: usize,
+    ) -> Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new()
             .read(true)
@@ -105,8 +150,7 @@ impl Segment {
             .open(&log_path)
             .at(&log_path)?;
         let seg = Segment::with_file(dir, base_offset, log_path, file, 0)?;
-        seg.index.write().file_mut().resize(index_bytes)?;
-        seg.time_index.write().file_mut().resize(index_bytes)?;
+        seg.make_active(index_bytes, map_bytes)?;
         Ok(seg)
     }
 
@@ -134,6 +178,7 @@ impl Segment {
         file: File,
         size: u64,
     ) -> Result<Segment> {
+        let map = LogMap::new(&file, size as usize).at(&log_path)?;
         let index = OffsetIndex::open(&dir.join(file_name(base_offset, "index")), base_offset)?;
         let time_index =
             TimeIndex::open(&dir.join(file_name(base_offset, "timeindex")), base_offset)?;
@@ -142,6 +187,7 @@ impl Segment {
             log_path,
             file,
             size: AtomicU64::new(size),
+            map: RwLock::new(Arc::new(map)),
             index: RwLock::new(index),
             time_index: RwLock::new(time_index),
             max_timestamp: AtomicI64::new(NO_TIMESTAMP),
@@ -171,36 +217,40 @@ impl Segment {
         &self.time_index
     }
 
-    /// Whether either index has no room for another entry.
-    pub(crate) fn indexes_full(&self) -> bool {
-        self.index.read().is_full() || self.time_index.read().is_full()
+    /// How many more entries both indexes can take (the time index keeps its last slot
+    /// for the final entry).
+    pub(crate) fn index_room(&self) -> usize {
+        let index = self.index.read();
+        let time_index = self.time_index.read();
+        let offsets = index.file().capacity() - index.len();
+        let times = (time_index.file().capacity() - time_index.len()).saturating_sub(1);
+        offsets.min(times)
     }
 
-    /// Writes one batch at the end of the segment (the single writer's call), adds index
-    /// entries when `index_entry`, then publishes the new size to readers.
+    /// Writes a run of batches at the end of the segment with one `writev` (the single
+    /// writer's call), adds the index entries they ask for, then publishes the new size.
     ///
-    /// The batch is written before its index entries so that an entry never points at
-    /// bytes a reader cannot see.
-    pub(crate) fn append(
-        &self,
-        bytes: &[u8],
-        last_offset: i64,
-        max_timestamp: i64,
-        index_entry: bool,
-    ) -> Result<()> {
-        let pos = self.size.load(Ordering::Relaxed);
-        self.file.write_all_at(bytes, pos).at(&self.log_path)?;
-        if max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
-            self.offset_of_max_timestamp
-                .store(last_offset, Ordering::Relaxed);
-            self.max_timestamp.store(max_timestamp, Ordering::Release);
+    /// The bytes are written before their index entries so that an entry never points at
+    /// bytes a reader cannot see, and published last so that a reader never sees part of
+    /// a batch.
+    pub(crate) fn append(&self, run: &[PendingBatch<'_>]) -> Result<()> {
+        let start = self.size.load(Ordering::Relaxed);
+        write_all_vectored_at(&self.file, run, start).at(&self.log_path)?;
+        let mut pos = start;
+        for b in run {
+            if b.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
+                self.offset_of_max_timestamp
+                    .store(b.last_offset, Ordering::Relaxed);
+                self.max_timestamp.store(b.max_timestamp, Ordering::Release);
+            }
+            if b.index_entry {
+                self.index.write().push(b.last_offset, pos as u32);
+                let (ts, off) = self.max_timestamp_and_offset();
+                self.time_index.write().maybe_push(ts, off, false);
+            }
+            pos += b.bytes.len() as u64;
         }
-        if index_entry {
-            self.index.write().push(last_offset, pos as u32);
-            let (ts, off) = self.max_timestamp_and_offset();
-            self.time_index.write().maybe_push(ts, off, false);
-        }
-        self.size.store(pos + bytes.len() as u64, Ordering::Release);
+        self.size.store(pos, Ordering::Release);
         Ok(())
     }
 
@@ -211,24 +261,32 @@ impl Segment {
         )
     }
 
-    /// A scanner over `[pos, size)`.
-    pub(crate) fn scanner(&self, pos: u64, chunk: usize) -> Scanner<'_> {
-        Scanner::new(&self.file, &self.log_path, pos, self.size(), chunk)
+    /// A scanner over the published bytes `[pos, size)`.
+    pub(crate) fn scanner(&self, pos: u64) -> Scanner {
+        let size = self.size();
+        let pos = pos.min(size);
+        let data = self.map.read().bytes(pos as usize, (size - pos) as usize);
+        Scanner::new(data, pos)
+    }
+
+    /// Maps at least `len` bytes of the file, so the map covers every published byte.
+    fn ensure_mapped(&self, len: usize) -> Result<()> {
+        if self.map.read().len() < len {
+            let map = LogMap::new(&self.file, len).at(&self.log_path)?;
+            *self.map.write() = Arc::new(map);
+        }
+        Ok(())
     }
 
     /// The first batch whose last offset is ≥ `offset`, and its position, scanning from
     /// the index's hint; `None` when every batch of the segment ends before `offset`.
     ///
-    /// `chunk` sizes the reads, so a caller that will read on can ask for its budget.
-    pub(crate) fn find_batch(
-        &self,
-        offset: i64,
-        chunk: usize,
-    ) -> Result<Option<(Scanner<'_>, u64, RecordBatch)>> {
+    /// The scanner is returned positioned after that batch, for reading on.
+    pub(crate) fn find_batch(&self, offset: i64) -> Result<Option<(Scanner, u64, RecordBatch)>> {
         let (_, hint) = self.index.read().lookup(offset);
-        let mut scanner = self.scanner(u64::from(hint), chunk);
+        let mut scanner = self.scanner(u64::from(hint));
         loop {
-            match scanner.next_batch()? {
+            match scanner.next_batch() {
                 Scanned::Batch(pos, b) if b.last_offset() >= offset => {
                     return Ok(Some((scanner, pos, b)));
                 }
@@ -250,10 +308,10 @@ impl Segment {
     /// the segment is known to be valid (after a clean shutdown).
     pub(crate) fn read_next_offset(&self) -> Result<i64> {
         let start = self.index.read().last().map_or(0, |(_, pos)| pos);
-        let mut scanner = self.scanner(u64::from(start), SCAN_CHUNK);
+        let mut scanner = self.scanner(u64::from(start));
         let mut next = self.base_offset;
         loop {
-            match scanner.next_batch()? {
+            match scanner.next_batch() {
                 Scanned::Batch(_, b) => next = b.next_offset(),
                 Scanned::End => return Ok(next),
                 Scanned::Torn(position) => {
@@ -304,13 +362,17 @@ impl Segment {
         index.file_mut().resize(index_bytes)?;
         time_index.file_mut().resize(index_bytes)?;
         let file_size = self.file.metadata().at(&self.log_path)?.len();
+        self.ensure_mapped(file_size as usize)?;
         self.size.store(file_size, Ordering::Release);
 
-        let mut scanner = self.scanner(0, SCAN_CHUNK);
+        let mut scanner = self.scanner(0);
         let (mut next, mut last_indexed) = (expected_at_least.max(self.base_offset), 0u64);
         let (mut max_ts, mut max_ts_offset) = (NO_TIMESTAMP, -1);
+        // End of the last batch that passed every check; the file is cut here, before a
+        // bad batch, never after it.
+        let mut valid_bytes = 0u64;
         let reason = loop {
-            let (pos, batch) = match scanner.next_batch()? {
+            let (pos, batch) = match scanner.next_batch() {
                 Scanned::Batch(pos, b) => (pos, b),
                 Scanned::End => break None,
                 Scanned::Torn(_) => break Some(TruncationReason::TornTail),
@@ -320,16 +382,20 @@ impl Segment {
             if let Err(e) = batch.verify_crc() {
                 break Some(TruncationReason::Corrupt(e));
             }
-            let last = batch.last_offset();
-            if batch.base_offset() < next
-                || batch.last_offset_delta() < 0
-                || last - self.base_offset > i64::from(i32::MAX)
-            {
+            // baseOffset is outside the CRC, so damage there must not overflow anything.
+            let last = batch
+                .base_offset()
+                .checked_add(i64::from(batch.last_offset_delta()))
+                .filter(|_| batch.last_offset_delta() >= 0);
+            let in_range =
+                last.is_some_and(|l| l - self.base_offset <= i64::from(i32::MAX) && l < i64::MAX);
+            if batch.base_offset() < next || !in_range {
                 break Some(TruncationReason::OffsetOrder {
                     base_offset: batch.base_offset(),
                     expected_at_least: next,
                 });
             }
+            let last = last.expect("checked in range");
             if batch.max_timestamp() > max_ts {
                 (max_ts, max_ts_offset) = (batch.max_timestamp(), last);
             }
@@ -338,9 +404,9 @@ impl Segment {
                 time_index.maybe_push(max_ts, max_ts_offset, false);
                 last_indexed = pos;
             }
-            next = batch.next_offset();
+            next = last + 1;
+            valid_bytes = scanner.position();
         };
-        let valid_bytes = scanner.position();
         if valid_bytes < file_size {
             self.file.set_len(valid_bytes).at(&self.log_path)?;
         }
@@ -402,9 +468,17 @@ impl Segment {
                 )));
             }
         }
+        if let Some((ts, off)) = time_index.last()
+            && let Some(found) = self.timestamp_after(&index, off, ts)
+        {
+            return Ok(Err(format!(
+                "{}: ends at ({ts}, {off}) but a later batch has timestamp {found}",
+                time_index.file().path().display()
+            )));
+        }
         if self.size() > 0 && time_index.len() == 0 {
-            let mut scanner = self.scanner(0, 4096);
-            if let Scanned::Batch(_, b) = scanner.next_batch()?
+            let mut scanner = self.scanner(0);
+            if let Scanned::Batch(_, b) = scanner.next_batch()
                 && b.max_timestamp() != NO_TIMESTAMP
             {
                 return Ok(Err(format!(
@@ -416,16 +490,32 @@ impl Segment {
         Ok(Ok(()))
     }
 
-    /// Whether a whole batch starts at `pos` with a base offset ≤ `offset`.
-    fn batch_at_holds(&self, pos: u32, offset: i64) -> Result<bool> {
-        let mut scanner = self.scanner(u64::from(pos), 4096);
-        Ok(matches!(scanner.next_batch()?, Scanned::Batch(_, b) if b.base_offset() <= offset))
+    /// A batch `maxTimestamp` above `ts` after the batch holding `offset`, if any: the
+    /// time index's last entry must hold the segment's max timestamp. The walk reads batch
+    /// headers only, from `offset` to the end, which is short unless the index is wrong.
+    fn timestamp_after(&self, index: &OffsetIndex, offset: i64, ts: i64) -> Option<i64> {
+        let (_, pos) = index.lookup(offset);
+        let mut scanner = self.scanner(u64::from(pos));
+        while let Scanned::Batch(_, b) = scanner.next_batch() {
+            if b.last_offset() >= offset && b.max_timestamp() > ts {
+                return Some(b.max_timestamp());
+            }
+        }
+        None
     }
 
-    /// Grows both indexes to `index_bytes` so the segment can take appends again.
-    pub(crate) fn make_active(&self, index_bytes: usize) -> Result<()> {
+    /// Whether a whole batch starts at `pos` with a base offset ≤ `offset`.
+    fn batch_at_holds(&self, pos: u32, offset: i64) -> Result<bool> {
+        let mut scanner = self.scanner(u64::from(pos));
+        Ok(matches!(scanner.next_batch(), Scanned::Batch(_, b) if b.base_offset() <= offset))
+    }
+
+    /// Grows both indexes to `index_bytes` and the read map to `map_bytes`, so the
+    /// segment can take appends.
+    pub(crate) fn make_active(&self, index_bytes: usize, map_bytes: usize) -> Result<()> {
         self.index.write().file_mut().resize(index_bytes)?;
-        self.time_index.write().file_mut().resize(index_bytes)
+        self.time_index.write().file_mut().resize(index_bytes)?;
+        self.ensure_mapped(map_bytes.max(self.size() as usize))
     }
 
     /// Finishes an active segment at roll or close: the final time-index entry (the

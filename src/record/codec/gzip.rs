@@ -61,15 +61,17 @@ impl Codec for Gzip {
     }
 
     fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-        out.reserve(HEADER.len() + deflate_bound(input.len()) + TRAILER_LEN);
-        out.extend_from_slice(&HEADER);
-        deflate(input, self.level, out)?;
-        let mut crc = Crc::new();
-        crc.update(input);
-        out.extend_from_slice(&crc.sum().to_le_bytes());
-        // ISIZE is defined as the input length modulo 2^32, so the truncation is the format.
-        out.extend_from_slice(&(input.len() as u32).to_le_bytes());
-        Ok(())
+        append_or_rollback(out, |out| {
+            out.reserve(HEADER.len() + deflate_bound(input.len()) + TRAILER_LEN);
+            out.extend_from_slice(&HEADER);
+            deflate(input, self.level, out)?;
+            let mut crc = Crc::new();
+            crc.update(input);
+            out.extend_from_slice(&crc.sum().to_le_bytes());
+            // ISIZE is the input length modulo 2^32, so the truncation is the format.
+            out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+            Ok(())
+        })
     }
 
     fn decompress(&self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {

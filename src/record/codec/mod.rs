@@ -11,7 +11,7 @@
 //! length read from the input never sizes an allocation beyond what that input could
 //! really expand to (or a fixed cap), and a bad payload is an `io::ErrorKind::InvalidData`
 //! error saying what is wrong, never a panic. When a call fails, `out` is truncated back to
-//! its length before the call, so a failed decompression appends nothing.
+//! its length before the call, so a failed compression or decompression appends nothing.
 
 use std::io;
 
@@ -38,15 +38,15 @@ fn invalid_data(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
 
-/// Runs `decode`, truncating `out` back to its current length if it fails.
+/// Runs `write`, truncating `out` back to its current length if it fails.
 ///
-/// Decoders write into `out` as they go; this makes a failed call append nothing.
+/// Codecs write into `out` as they go; this makes a failed call append nothing.
 fn append_or_rollback(
     out: &mut Vec<u8>,
-    decode: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<()> {
     let start = out.len();
-    let result = decode(out);
+    let result = write(out);
     if result.is_err() {
         out.truncate(start);
     }
