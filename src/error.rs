@@ -96,6 +96,17 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A batch read from a partition does not decode.
+    #[error("corrupt batch in {partition} at offset {offset}: {source}")]
+    CorruptRecords {
+        /// The partition.
+        partition: String,
+        /// The batch's base offset.
+        offset: i64,
+        /// What is wrong with it.
+        #[source]
+        source: DecodeError,
+    },
     /// A batch stored in a segment is corrupt.
     #[error("corrupt batch in {path} at byte {position}: {source}")]
     CorruptBatch {
@@ -177,6 +188,59 @@ pub enum Error {
         path: PathBuf,
         /// What it should have been (`partition directory`, `segment file`).
         what: &'static str,
+    },
+    /// No topic has this name.
+    #[error("unknown topic {topic:?}")]
+    UnknownTopic {
+        /// The name asked for.
+        topic: String,
+    },
+    /// A topic with this name exists already.
+    #[error("topic {topic:?} already exists")]
+    TopicExists {
+        /// The name.
+        topic: String,
+    },
+    /// The topic has no such partition.
+    #[error("topic {topic:?} has no partition {partition}: valid partitions are 0..{partitions}")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many partitions the topic has.
+        partitions: i32,
+    },
+    /// A record cannot fit in a batch the topic accepts.
+    #[error(
+        "record of {size} bytes for {topic} exceeds max.message.bytes = {limit} (with the 61-byte batch header)"
+    )]
+    RecordTooLarge {
+        /// The topic.
+        topic: String,
+        /// The record's encoded size plus the batch header.
+        size: usize,
+        /// The topic's `max.message.bytes`.
+        limit: usize,
+    },
+    /// The batch holding this record failed to append; every record in it gets this.
+    #[error("the batch holding this record failed: {0}")]
+    BatchFailed(std::sync::Arc<Error>),
+    /// A consumer has no position for a partition and `auto_offset_reset` is `None`.
+    #[error("no offset for {topic}-{partition} and auto_offset_reset is none")]
+    NoOffset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+    /// The partition is not assigned to this consumer.
+    #[error("{topic}-{partition} is not assigned to this consumer")]
+    NotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
     },
     /// Another process (or another handle in this one) holds the data directory's lock.
     #[error("{path} is locked by another process or handle; only one may open a data directory")]

@@ -34,17 +34,32 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod broker;
 mod clock;
+mod consumer;
 mod error;
 mod log;
+mod producer;
 pub mod record;
 mod segment;
 
+pub use broker::{
+    Broker, BrokerConfig, CleanupPolicy, Partition, PartitionInfo, TopicCompression, TopicConfig,
+    TopicDescription,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, OffsetAndTimestamp, OffsetReset, TopicPartition,
+    WaitStrategy,
+};
 pub use error::{DecodeError, Error, Result};
 pub use log::{
     AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,
     Truncation, partition_dir_name, read_checkpoint, validate_topic_name, write_checkpoint,
+};
+pub use producer::{
+    Partitioner, Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendHandle, murmur2,
+    partition_for_key,
 };
 pub use record::{
     BatchBuilder, Codec, Codecs, Compression, EncodedBatch, Header, Record, RecordBatch,

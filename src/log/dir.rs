@@ -81,8 +81,8 @@ pub struct LogDir {
     clock: Arc<dyn Clock>,
     clean_shutdown: bool,
     state: Mutex<DirState>,
-    /// Holds the OS lock on `.lock` for as long as this value lives.
-    _lock: fs::File,
+    /// Holds the OS lock on `.lock` until `close` or drop.
+    lock: Mutex<Option<fs::File>>,
 }
 
 #[derive(Debug, Default)]
@@ -105,8 +105,8 @@ impl LogDir {
 
     /// Opens a data directory with explicit codecs and clock.
     ///
-    /// Takes an exclusive OS lock on `<dir>/.lock` (as Kafka does), released when the
-    /// `LogDir` is dropped, so a second process (or a second `LogDir` in this one) gets
+    /// Takes an exclusive OS lock on `<dir>/.lock` (as Kafka does), released by a
+    /// successful [`LogDir::close`] or when the `LogDir` is dropped, so a second process (or a second `LogDir` in this one) gets
     /// [`Error::Locked`] instead of corrupting the logs. The clean-shutdown marker is
     /// deleted at once, as Kafka does, so that a crash while this session runs counts as
     /// unclean at the next open. A checkpoint file that does not parse is ignored: the
@@ -140,7 +140,7 @@ impl LogDir {
                 log_start_offsets,
                 ..DirState::default()
             }),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -188,6 +188,58 @@ impl LogDir {
         let log = Arc::new(Log::open_with(dir, config, options)?);
         state.logs.insert(key, log.clone());
         Ok(log)
+    }
+
+    /// Closes the log of `topic`-`partition` (if open) and deletes its directory and
+    /// checkpoint entries. The directory entry removal is fsynced.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path that could not be removed.
+    pub fn remove_log(&self, topic: &str, partition: i32) -> Result<()> {
+        validate_topic_name(topic)?;
+        let key = (topic.to_string(), partition);
+        let log = {
+            let mut state = self.state.lock();
+            state.recovery_points.remove(&key);
+            state.log_start_offsets.remove(&key);
+            state.logs.remove(&key)
+        };
+        if let Some(log) = log {
+            // A poisoned log cannot flush; its files are about to go anyway.
+            let _ignored_because_deleting = log.close();
+        }
+        let dir = self.path.join(partition_dir_name(topic, partition));
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(dir, e)),
+        }
+        sync_dir(&self.path)
+    }
+
+    /// Partition directories present on disk, as (topic, partition), whether opened or not.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory cannot be listed.
+    pub fn partitions_on_disk(&self) -> Result<Vec<(String, i32)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.path).at(&self.path)? {
+            let entry = entry.at(&self.path)?;
+            if !entry.file_type().at(&entry.path())?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some((topic, p)) = name.rsplit_once('-')
+                && let Ok(p) = p.parse::<i32>()
+                && p >= 0
+                && validate_topic_name(topic).is_ok()
+            {
+                out.push((topic.to_string(), p));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The logs opened so far, by (topic, partition).
@@ -239,6 +291,9 @@ impl LogDir {
         fs::File::open(&marker)
             .and_then(|f| f.sync_all())
             .at(&marker)?;
-        sync_dir(&self.path)
+        sync_dir(&self.path)?;
+        // Handles may outlive the close; the directory is free for another process now.
+        self.lock.lock().take();
+        Ok(())
     }
 }

@@ -16,11 +16,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::record::{Codecs, EncodedBatch, RecordBatch, TimestampType};
 use crate::segment::{PendingBatch, Scanned, Segment};
+pub(crate) use checkpoint::sync_dir;
 pub use checkpoint::{read_checkpoint, write_checkpoint};
 pub use config::{FsyncPolicy, LogConfig};
 pub use dir::{LogDir, partition_dir_name, validate_topic_name};
 pub use load::{RecoveryReport, Truncation};
 use sync::SyncState;
+pub(crate) use sync::Waiter;
 
 /// How to open a [`Log`], beyond its [`LogConfig`].
 #[derive(Clone, Debug)]
@@ -160,7 +162,7 @@ impl Log {
 
     /// The offset the next record will get; every offset below it is readable.
     pub fn log_end_offset(&self) -> i64 {
-        self.log_end_offset.load(Ordering::Acquire)
+        self.log_end_offset.load(Ordering::SeqCst)
     }
 
     /// The offset below which everything has been fsynced.
@@ -610,10 +612,23 @@ impl Log {
     /// Blocks until the log end offset passes `offset` or `timeout` elapses; returns the
     /// log end offset then. Woken by appends on any thread, without polling.
     pub fn wait_for_append(&self, offset: i64, timeout: std::time::Duration) -> i64 {
-        self.sync.wait_for(
-            || self.log_end_offset() > offset || self.is_closed(),
-            timeout,
-        );
+        let waiter = Arc::new(Waiter::new());
+        self.add_waiter(&waiter);
+        let deadline = std::time::Instant::now() + timeout;
+        waiter.park_until(deadline, || {
+            self.log_end_offset() > offset || self.is_closed()
+        });
+        self.remove_waiter(&waiter);
         self.log_end_offset()
+    }
+
+    /// Registers a waiter to be unparked by every append.
+    pub(crate) fn add_waiter(&self, w: &Arc<Waiter>) {
+        self.sync.add_waiter(w);
+    }
+
+    /// Unregisters a waiter.
+    pub(crate) fn remove_waiter(&self, w: &Arc<Waiter>) {
+        self.sync.remove_waiter(w);
     }
 }

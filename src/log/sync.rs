@@ -5,14 +5,16 @@
 //! condition variable and return without an fsync of their own when the leader's covered
 //! them (the idea of raft-engine's write barrier, built from `Mutex` + `Condvar`).
 //!
-//! Appends: waiting readers park on a second condition variable that every append
-//! notifies, so a consumer wakes as soon as the OS schedules it, without polling.
+//! Appends: waiting readers register a [`Waiter`]; an append unparks the registered
+//! waiters that are parked, so a consumer wakes as soon as the OS schedules it, without
+//! polling. A waiter that is busy costs the appender one atomic load.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::Thread;
+use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::Log;
 use crate::error::{Error, IoContext, Result};
@@ -26,13 +28,68 @@ struct Barrier {
     syncing: bool,
 }
 
+/// A thread that may park until an append (on any of the logs it registered with).
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    thread: Mutex<Thread>,
+    parked: AtomicBool,
+}
+
+impl Default for Waiter {
+    fn default() -> Waiter {
+        Waiter::new()
+    }
+}
+
+impl Waiter {
+    /// A waiter for the current thread (updated by `park_until` if it moves).
+    pub(crate) fn new() -> Waiter {
+        Waiter {
+            thread: Mutex::new(std::thread::current()),
+            parked: AtomicBool::new(false),
+        }
+    }
+
+    /// Parks the current thread until `ready()` or `deadline`. `ready` is re-checked
+    /// after announcing the park, so an append between the check and the park is not
+    /// missed: the appender stores the log end offset, then reads `parked` (both SeqCst);
+    /// this thread stores `parked`, then reads the log end offset.
+    pub(crate) fn park_until(&self, deadline: Instant, ready: impl Fn() -> bool) {
+        {
+            let me = std::thread::current();
+            let mut t = self.thread.lock();
+            if t.id() != me.id() {
+                *t = me;
+            }
+        }
+        while !ready() {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            self.parked.store(true, Ordering::SeqCst);
+            if ready() {
+                self.parked.store(false, Ordering::SeqCst);
+                return;
+            }
+            std::thread::park_timeout(deadline - now);
+            self.parked.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn wake(&self) {
+        if self.parked.load(Ordering::SeqCst) {
+            self.thread.lock().unpark();
+        }
+    }
+}
+
 /// The log's fsync barrier and append notifier.
 #[derive(Debug, Default)]
 pub(super) struct SyncState {
     barrier: Mutex<Barrier>,
     synced_cv: Condvar,
-    appended: Mutex<u64>,
-    appended_cv: Condvar,
+    waiters: RwLock<Vec<Arc<Waiter>>>,
 }
 
 impl SyncState {
@@ -46,21 +103,19 @@ impl SyncState {
         }
     }
 
-    /// Wakes every thread in [`SyncState::wait_for`].
+    /// Unparks every registered waiter that is parked.
     pub(super) fn notify_appended(&self) {
-        *self.appended.lock() += 1;
-        self.appended_cv.notify_all();
+        for w in self.waiters.read().iter() {
+            w.wake();
+        }
     }
 
-    /// Parks until `ready()` holds or `timeout` passes.
-    pub(super) fn wait_for(&self, ready: impl Fn() -> bool, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let mut seen = self.appended.lock();
-        while !ready() {
-            if self.appended_cv.wait_until(&mut seen, deadline).timed_out() {
-                return;
-            }
-        }
+    pub(super) fn add_waiter(&self, w: &Arc<Waiter>) {
+        self.waiters.write().push(w.clone());
+    }
+
+    pub(super) fn remove_waiter(&self, w: &Arc<Waiter>) {
+        self.waiters.write().retain(|x| !Arc::ptr_eq(x, w));
     }
 }
 

@@ -97,6 +97,11 @@ impl BatchBuilder {
         self
     }
 
+    /// The codec the batch will be compressed with.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
     /// Number of records pushed so far.
     pub fn len(&self) -> usize {
         self.count as usize

@@ -1,0 +1,343 @@
+//! The root handle: a data directory of topics, each split into partition logs.
+
+mod config;
+mod partition;
+mod store;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+pub use config::{BrokerConfig, CleanupPolicy, TopicCompression, TopicConfig};
+pub use partition::{Partition, PartitionInfo, TopicDescription};
+
+use crate::consumer::{Consumer, ConsumerConfig};
+use crate::error::{Error, Result};
+use crate::log::{Log, LogDir, validate_topic_name};
+use crate::producer::{Producer, ProducerConfig};
+
+/// One topic: its config and its partition logs, indexed by partition number.
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) name: Arc<str>,
+    pub(crate) config: TopicConfig,
+    pub(crate) partitions: RwLock<Vec<Arc<Log>>>,
+}
+
+impl Topic {
+    pub(crate) fn partition_count(&self) -> i32 {
+        self.partitions.read().len() as i32
+    }
+
+    pub(crate) fn log(&self, partition: i32) -> Result<Arc<Log>> {
+        let parts = self.partitions.read();
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| parts.get(p).cloned())
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: self.name.to_string(),
+                partition,
+                partitions: parts.len() as i32,
+            })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) dir: LogDir,
+    pub(crate) config: BrokerConfig,
+    pub(crate) topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises changes to the topic list and its file.
+    admin: Mutex<()>,
+    closed: AtomicBool,
+}
+
+/// The root handle of partlog: a data directory holding topics and their partitions.
+///
+/// Opening loads every topic (running recovery on each partition as needed) and takes an
+/// OS lock on the directory, so a second process gets [`Error::Locked`]. `Broker` is
+/// `Send + Sync` and cheap to clone; every clone is the same broker. [`Broker::close`]
+/// flushes, trims indexes, writes checkpoints and the clean-shutdown marker; dropping
+/// without closing is safe, and the next open recovers.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Broker {
+    /// Opens (creating if needed) the data directory `path`.
+    ///
+    /// Topics come from the `partlog-topics` file; partition directories without an
+    /// entry there (copied from Kafka, say) are loaded as topics with
+    /// `config.default_topic_config`.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another handle has the directory open; [`Error::Io`],
+    /// [`Error::BadCheckpoint`] or a recovery error naming the file.
+    pub fn open(path: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker> {
+        let dir = LogDir::open_with(path, config.codecs.clone(), config.clock.clone())?;
+        let mut listed = store::read_topics(dir.path())?;
+        for (topic, partition) in dir.partitions_on_disk()? {
+            let entry = listed
+                .entry(topic)
+                .or_insert_with(|| (0, config.default_topic_config.clone()));
+            entry.0 = entry.0.max(partition + 1);
+        }
+        let mut topics = BTreeMap::new();
+        for (name, (count, topic_config)) in listed {
+            let topic = Topic {
+                name: name.as_str().into(),
+                config: topic_config,
+                partitions: RwLock::new(Vec::new()),
+            };
+            for p in 0..count {
+                let log = dir.open_log(&name, p, topic.config.log_config())?;
+                topic.partitions.write().push(log);
+            }
+            topics.insert(name, Arc::new(topic));
+        }
+        let inner = Arc::new(Inner {
+            dir,
+            config,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            closed: AtomicBool::new(false),
+        });
+        let broker = Broker { inner };
+        broker.save_topics()?;
+        Ok(broker)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        self.inner.dir.path()
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    /// Whether the previous session closed this directory cleanly.
+    pub fn had_clean_shutdown(&self) -> bool {
+        self.inner.dir.had_clean_shutdown()
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed(format!(
+                "broker at {}",
+                self.path().display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn save_topics(&self) -> Result<()> {
+        let topics = self.inner.topics.read();
+        let list = topics
+            .iter()
+            .map(|(n, t)| (n.clone(), (t.partition_count(), t.config.clone())))
+            .collect();
+        store::write_topics(self.path(), &list)
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a name that breaks Kafka's rules, a partition count
+    /// below 1 or a bad config value; [`Error::TopicExists`]; [`Error::Io`].
+    pub fn create_topic(&self, name: &str, partitions: i32, config: TopicConfig) -> Result<()> {
+        self.check_open()?;
+        validate_topic_name(name)?;
+        if partitions < 1 {
+            return Err(Error::InvalidConfig {
+                name: "partitions",
+                value: partitions.to_string(),
+                reason: "a topic needs at least 1 partition",
+            });
+        }
+        config.validate()?;
+        let _admin = self.inner.admin.lock();
+        if self.inner.topics.read().contains_key(name) {
+            return Err(Error::TopicExists {
+                topic: name.to_string(),
+            });
+        }
+        let topic = Topic {
+            name: name.into(),
+            config,
+            partitions: RwLock::new(Vec::with_capacity(partitions as usize)),
+        };
+        for p in 0..partitions {
+            let log = self
+                .inner
+                .dir
+                .open_log(name, p, topic.config.log_config())?;
+            topic.partitions.write().push(log);
+        }
+        self.inner
+            .topics
+            .write()
+            .insert(name.to_string(), Arc::new(topic));
+        self.save_topics()
+    }
+
+    /// Looks a topic up, creating it when `auto_create_topics` is on.
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        if let Some(t) = self.inner.topics.read().get(name) {
+            return Ok(t.clone());
+        }
+        if self.inner.config.auto_create_topics {
+            let config = self.inner.config.default_topic_config.clone();
+            match self.create_topic(name, self.inner.config.default_partitions, config) {
+                Ok(()) | Err(Error::TopicExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(t) = self.inner.topics.read().get(name) {
+                return Ok(t.clone());
+            }
+        }
+        Err(Error::UnknownTopic {
+            topic: name.to_string(),
+        })
+    }
+
+    /// The names of every topic, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// A topic's config and the state of each of its partitions.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let topic = self.existing_topic(name)?;
+        let partitions = topic.partitions.read();
+        Ok(TopicDescription {
+            name: name.to_string(),
+            config: topic.config.clone(),
+            partitions: partitions
+                .iter()
+                .enumerate()
+                .map(|(p, log)| PartitionInfo::of(p as i32, log))
+                .collect(),
+        })
+    }
+
+    fn existing_topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: name.to_string(),
+            })
+    }
+
+    /// Deletes a topic and all its data.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::Io`].
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.check_open()?;
+        let _admin = self.inner.admin.lock();
+        let topic = self.existing_topic(name)?;
+        self.inner.topics.write().remove(name);
+        self.save_topics()?;
+        for p in 0..topic.partition_count() {
+            self.inner.dir.remove_log(name, p)?;
+        }
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions (Kafka's `--alter --partitions`); keys then
+    /// hash to different partitions, as in Kafka.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::InvalidConfig`] when `total` is not larger than
+    /// the current count; [`Error::Io`].
+    pub fn add_partitions(&self, name: &str, total: i32) -> Result<()> {
+        self.check_open()?;
+        let _admin = self.inner.admin.lock();
+        let topic = self.existing_topic(name)?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(Error::InvalidConfig {
+                name: "partitions",
+                value: total.to_string(),
+                reason: "partitions can only be added: the new count must exceed the current one",
+            });
+        }
+        for p in current..total {
+            let log = self
+                .inner
+                .dir
+                .open_log(name, p, topic.config.log_config())?;
+            topic.partitions.write().push(log);
+        }
+        self.save_topics()
+    }
+
+    /// A handle on one partition, for reading offsets and data directly.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] or [`Error::UnknownPartition`].
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Partition> {
+        let t = self.existing_topic(topic)?;
+        Ok(Partition::new(t.name.clone(), partition, t.log(partition)?))
+    }
+
+    /// Number of partitions of a topic.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn partition_count(&self, topic: &str) -> Result<i32> {
+        Ok(self.existing_topic(topic)?.partition_count())
+    }
+
+    /// A new producer writing to this broker.
+    pub fn producer(&self, config: ProducerConfig) -> Producer {
+        Producer::new(self.clone(), config)
+    }
+
+    /// A new consumer reading from this broker.
+    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
+        Consumer::new(self.clone(), config)
+    }
+
+    /// fsyncs every partition and writes the checkpoints.
+    ///
+    /// # Errors
+    /// The first fsync or write that failed.
+    pub fn flush(&self) -> Result<()> {
+        for (_, log) in self.inner.dir.logs() {
+            log.flush()?;
+        }
+        self.inner.dir.checkpoint()
+    }
+
+    /// Closes every partition cleanly (flush, final time-index entries, trimmed indexes,
+    /// checkpoints, clean-shutdown marker). Later calls on any clone fail with
+    /// [`Error::Closed`]; closing twice is a no-op. Producers should be flushed first:
+    /// records still in a producer's batches are not part of the broker.
+    ///
+    /// # Errors
+    /// The first failure; the marker is then not written, so the next open recovers.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.dir.close()
+    }
+
+    /// Whether [`Broker::close`] has run.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,546 @@
+//! Consumers: read partitions from a position, block without spinning until data comes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::broker::Broker;
+use crate::error::{Error, Result};
+use crate::log::{Log, TimestampOffset, Waiter};
+use crate::record::{Header, TimestampType};
+
+/// A topic and partition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// `topic`-`partition`.
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+/// Kafka's `auto.offset.reset`: where to start when there is no position, or when the
+/// position is outside the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// `earliest`: the log start offset.
+    Earliest,
+    /// `latest` (Kafka's default): the log end offset, so only new records are read.
+    #[default]
+    Latest,
+    /// `none`: `poll` fails with [`Error::NoOffset`] or [`Error::OffsetOutOfRange`].
+    None,
+}
+
+/// How a consumer waits for records in `poll`, in the style of Chronicle Queue's tailers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WaitStrategy {
+    /// Park the thread until an append wakes it: no CPU while idle; the wake-up costs
+    /// what the OS charges to reschedule a thread (tens of µs on a VM).
+    #[default]
+    Park,
+    /// Spin this many times checking for data, then park: low latency for bursts, no CPU
+    /// when idle for long.
+    SpinThenPark {
+        /// Spins before parking.
+        spins: u32,
+    },
+    /// Spin until data or the timeout: the lowest latency, one core busy while waiting.
+    BusySpin,
+}
+
+/// Consumer settings; `Default` gives Kafka's defaults.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// Kafka: `group.id`. Consumer groups are not implemented yet; this must be `None`.
+    pub group_id: Option<String>,
+    /// Kafka: `max.poll.records` (default 500).
+    pub max_poll_records: usize,
+    /// Kafka: `auto.offset.reset` (default latest).
+    pub auto_offset_reset: OffsetReset,
+    /// Kafka: `max.partition.fetch.bytes`, the bytes read from one partition at a time
+    /// (default 1 MiB; a larger batch is still returned whole).
+    pub max_partition_fetch_bytes: usize,
+    /// How `poll` waits.
+    pub wait_strategy: WaitStrategy,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> ConsumerConfig {
+        ConsumerConfig {
+            group_id: None,
+            max_poll_records: 500,
+            auto_offset_reset: OffsetReset::Latest,
+            max_partition_fetch_bytes: 1 << 20,
+            wait_strategy: WaitStrategy::Park,
+        }
+    }
+}
+
+/// A record as a consumer receives it. Key, value and header values are slices of the
+/// stored batch (of the segment's memory map when uncompressed): nothing is copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The timestamp (ms since the Unix epoch).
+    pub timestamp: i64,
+    /// Whether the timestamp is the producer's or the log's.
+    pub timestamp_type: TimestampType,
+    /// The key.
+    pub key: Option<Bytes>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<Bytes>,
+    /// The headers.
+    pub headers: Vec<Header>,
+}
+
+/// Kafka's `OffsetAndTimestamp`.
+pub type OffsetAndTimestamp = TimestampOffset;
+
+/// One assigned partition.
+#[derive(Debug)]
+struct Assigned {
+    tp: TopicPartition,
+    topic: Arc<str>,
+    log: Arc<Log>,
+    /// Next offset `poll` returns; `None` until reset by `auto_offset_reset`.
+    position: Option<i64>,
+    /// Next offset to read from the log (after the buffered records).
+    fetch: i64,
+    buffer: VecDeque<ConsumerRecord>,
+    paused: bool,
+}
+
+/// Reads records from assigned or subscribed partitions.
+///
+/// Like Kafka's consumer it is used from one thread at a time (`Send`, not `Sync`); make
+/// one per thread. Many consumers can read one partition, each at its own pace: they
+/// share the segment's page cache and cost the writer only a wake-up when they wait.
+#[derive(Debug)]
+pub struct Consumer {
+    broker: Broker,
+    config: ConsumerConfig,
+    subscription: Option<Vec<String>>,
+    assigned: Vec<Assigned>,
+    next: usize,
+    waiter: Arc<Waiter>,
+}
+
+impl Consumer {
+    pub(crate) fn new(broker: Broker, config: ConsumerConfig) -> Consumer {
+        Consumer {
+            broker,
+            config,
+            subscription: None,
+            assigned: Vec::new(),
+            next: 0,
+            waiter: Arc::new(Waiter::new()),
+        }
+    }
+
+    /// The consumer's settings.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    /// Reads exactly these partitions (Kafka's `assign`); replaces any subscription.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] or [`Error::UnknownPartition`]; nothing changes then.
+    pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let mut logs = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            let p = self.broker.partition(&tp.topic, tp.partition)?;
+            logs.push((tp.clone(), p.log().clone()));
+        }
+        self.subscription = None;
+        self.set_assignment(logs);
+        Ok(())
+    }
+
+    /// Reads every partition of these topics, including partitions added later (without a
+    /// group every subscriber reads all partitions).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] (unless the broker auto-creates topics).
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        for t in topics {
+            self.broker.topic(t)?;
+        }
+        self.subscription = Some(topics.iter().map(|t| t.to_string()).collect());
+        self.refresh_subscription()
+    }
+
+    /// Drops every assignment and subscription.
+    pub fn unsubscribe(&mut self) {
+        self.subscription = None;
+        self.set_assignment(Vec::new());
+    }
+
+    /// The assigned partitions.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.assigned.iter().map(|a| a.tp.clone()).collect()
+    }
+
+    fn refresh_subscription(&mut self) -> Result<()> {
+        let Some(topics) = self.subscription.clone() else {
+            return Ok(());
+        };
+        let mut logs = Vec::new();
+        for t in &topics {
+            let count = self.broker.partition_count(t)?;
+            for p in 0..count {
+                let part = self.broker.partition(t, p)?;
+                logs.push((TopicPartition::new(t.as_str(), p), part.log().clone()));
+            }
+        }
+        if logs.len() != self.assigned.len() {
+            self.set_assignment(logs);
+        }
+        Ok(())
+    }
+
+    /// Keeps the state of partitions that stay; new ones start without a position.
+    fn set_assignment(&mut self, logs: Vec<(TopicPartition, Arc<Log>)>) {
+        let mut old: HashMap<TopicPartition, Assigned> =
+            self.assigned.drain(..).map(|a| (a.tp.clone(), a)).collect();
+        for (_, a) in &old {
+            a.log.remove_waiter(&self.waiter);
+        }
+        for (tp, log) in logs {
+            let a = old.remove(&tp).unwrap_or_else(|| Assigned {
+                topic: tp.topic.as_str().into(),
+                tp,
+                log,
+                position: None,
+                fetch: 0,
+                buffer: VecDeque::new(),
+                paused: false,
+            });
+            a.log.add_waiter(&self.waiter);
+            self.assigned.push(a);
+        }
+        self.next = 0;
+    }
+
+    fn index(&self, tp: &TopicPartition) -> Result<usize> {
+        self.assigned
+            .iter()
+            .position(|a| &a.tp == tp)
+            .ok_or_else(|| Error::NotAssigned {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            })
+    }
+
+    /// Returns up to `max_poll_records` records from the unpaused partitions, taking
+    /// them in turn; when none is available, waits up to `timeout` (by the wait
+    /// strategy), woken by the append itself. Control records are skipped.
+    ///
+    /// # Errors
+    /// [`Error::NoOffset`] or [`Error::OffsetOutOfRange`] when `auto_offset_reset` is
+    /// `None`; a corrupt batch or I/O error naming its file.
+    pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.refresh_subscription()?;
+        let deadline = Instant::now() + timeout;
+        let mut spins = 0u32;
+        loop {
+            let records = self.take_available()?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(records);
+            }
+            self.wait(deadline, &mut spins);
+        }
+    }
+
+    /// Waits for data by the configured strategy, up to `deadline`.
+    fn wait(&self, deadline: Instant, spins: &mut u32) {
+        let park = match self.config.wait_strategy {
+            WaitStrategy::Park => true,
+            WaitStrategy::SpinThenPark { spins: limit } => *spins >= limit,
+            WaitStrategy::BusySpin => false,
+        };
+        if !park {
+            *spins += 1;
+            std::hint::spin_loop();
+            return;
+        }
+        self.waiter.park_until(deadline, || self.has_data());
+    }
+
+    /// Whether an unpaused partition has a record past its position (or buffered).
+    fn has_data(&self) -> bool {
+        self.assigned.iter().any(|a| {
+            !a.paused
+                && (!a.buffer.is_empty()
+                    || a.position.is_none()
+                    || a.log.log_end_offset() > a.fetch)
+        })
+    }
+
+    fn take_available(&mut self) -> Result<Vec<ConsumerRecord>> {
+        let mut out = Vec::new();
+        let n = self.assigned.len();
+        for i in 0..n {
+            if out.len() >= self.config.max_poll_records {
+                break;
+            }
+            let idx = (self.next + i) % n;
+            if self.assigned[idx].paused {
+                continue;
+            }
+            self.ensure_position(idx)?;
+            self.fill(idx)?;
+            let a = &mut self.assigned[idx];
+            let want = self.config.max_poll_records - out.len();
+            let take = want.min(a.buffer.len());
+            out.extend(a.buffer.drain(..take));
+            if let Some(last) = out.last().filter(|_| take > 0) {
+                a.position = Some(last.offset + 1);
+            }
+            if a.buffer.is_empty() {
+                a.position = Some(a.fetch.max(a.position.unwrap_or(a.fetch)));
+            }
+        }
+        if n > 0 {
+            self.next = (self.next + 1) % n;
+        }
+        Ok(out)
+    }
+
+    /// Sets a position from `auto_offset_reset` when there is none or it left the log.
+    fn ensure_position(&mut self, idx: usize) -> Result<()> {
+        let reset = self.config.auto_offset_reset;
+        let a = &mut self.assigned[idx];
+        let (start, end) = (a.log.log_start_offset(), a.log.log_end_offset());
+        let valid = a.position.is_some_and(|p| (start..=end).contains(&p));
+        if valid {
+            return Ok(());
+        }
+        let to = match (reset, a.position) {
+            (OffsetReset::Earliest, _) => start,
+            (OffsetReset::Latest, _) => end,
+            (OffsetReset::None, None) => {
+                return Err(Error::NoOffset {
+                    topic: a.tp.topic.clone(),
+                    partition: a.tp.partition,
+                });
+            }
+            (OffsetReset::None, Some(offset)) => {
+                return Err(Error::OffsetOutOfRange {
+                    partition: a.log.name().to_string(),
+                    offset,
+                    log_start_offset: start,
+                    log_end_offset: end,
+                });
+            }
+        };
+        a.position = Some(to);
+        a.fetch = to;
+        a.buffer.clear();
+        Ok(())
+    }
+
+    /// Reads and decodes the next batches of a partition into its buffer.
+    fn fill(&mut self, idx: usize) -> Result<()> {
+        let max = self.config.max_partition_fetch_bytes;
+        let a = &mut self.assigned[idx];
+        if !a.buffer.is_empty() || a.fetch >= a.log.log_end_offset() {
+            return Ok(());
+        }
+        let position = a.position.unwrap_or(a.fetch);
+        for batch in a.log.read(a.fetch, max)? {
+            let next = batch.next_offset();
+            if !batch.is_control() {
+                let timestamp_type = batch.timestamp_type();
+                let corrupt = |source| Error::CorruptRecords {
+                    partition: a.log.name().to_string(),
+                    offset: batch.base_offset(),
+                    source,
+                };
+                for r in batch.records(a.log.codecs()).map_err(corrupt)? {
+                    let r = r.map_err(corrupt)?;
+                    if r.offset < position {
+                        continue;
+                    }
+                    a.buffer.push_back(ConsumerRecord {
+                        topic: a.topic.clone(),
+                        partition: a.tp.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        timestamp_type,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                    });
+                }
+            }
+            a.fetch = next;
+        }
+        Ok(())
+    }
+
+    /// Moves the position of an assigned partition; the next `poll` reads from there.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        let i = self.index(tp)?;
+        let a = &mut self.assigned[i];
+        a.position = Some(offset);
+        a.fetch = offset;
+        a.buffer.clear();
+        Ok(())
+    }
+
+    /// Moves each partition to its log start offset.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn seek_to_beginning(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        for tp in tps {
+            let start = self.assigned[self.index(tp)?].log.log_start_offset();
+            self.seek(tp, start)?;
+        }
+        Ok(())
+    }
+
+    /// Moves each partition to its log end offset.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn seek_to_end(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        for tp in tps {
+            let end = self.assigned[self.index(tp)?].log.log_end_offset();
+            self.seek(tp, end)?;
+        }
+        Ok(())
+    }
+
+    /// The offset of the next record `poll` returns for the partition (resolving
+    /// `auto_offset_reset` if there is no position yet).
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`]; [`Error::NoOffset`] when the reset policy is `None`.
+    pub fn position(&mut self, tp: &TopicPartition) -> Result<i64> {
+        let i = self.index(tp)?;
+        self.ensure_position(i)?;
+        Ok(self.assigned[i].position.expect("ensured"))
+    }
+
+    /// Stops returning records from these partitions until resumed.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn pause(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        for tp in tps {
+            let i = self.index(tp)?;
+            self.assigned[i].paused = true;
+        }
+        Ok(())
+    }
+
+    /// Returns records from these partitions again.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn resume(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        for tp in tps {
+            let i = self.index(tp)?;
+            self.assigned[i].paused = false;
+        }
+        Ok(())
+    }
+
+    /// The paused partitions.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.assigned
+            .iter()
+            .filter(|a| a.paused)
+            .map(|a| a.tp.clone())
+            .collect()
+    }
+
+    /// The log start offset of each partition (assigned or not).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] or [`Error::UnknownPartition`].
+    pub fn beginning_offsets(
+        &self,
+        tps: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, i64>> {
+        tps.iter()
+            .map(|tp| {
+                Ok((
+                    tp.clone(),
+                    self.broker
+                        .partition(&tp.topic, tp.partition)?
+                        .log_start_offset(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The log end offset of each partition (assigned or not).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] or [`Error::UnknownPartition`].
+    pub fn end_offsets(&self, tps: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>> {
+        tps.iter()
+            .map(|tp| {
+                Ok((
+                    tp.clone(),
+                    self.broker
+                        .partition(&tp.topic, tp.partition)?
+                        .log_end_offset(),
+                ))
+            })
+            .collect()
+    }
+
+    /// For each partition, the first offset whose timestamp is ≥ the given one, or `None`
+    /// when every record is older.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`], or a read error.
+    pub fn offsets_for_times(
+        &self,
+        times: &HashMap<TopicPartition, i64>,
+    ) -> Result<HashMap<TopicPartition, Option<OffsetAndTimestamp>>> {
+        times
+            .iter()
+            .map(|(tp, ts)| {
+                let p = self.broker.partition(&tp.topic, tp.partition)?;
+                Ok((tp.clone(), p.offset_for_timestamp(*ts)?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        for a in &self.assigned {
+            a.log.remove_waiter(&self.waiter);
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! Producers: records in, batches per partition, appended by size or after `linger`.
+
+mod partitioner;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use partitioner::Sticky;
+pub use partitioner::{Partitioner, murmur2, partition_for_key};
+
+use crate::broker::{Broker, Topic, TopicCompression};
+use crate::error::{Error, Result};
+use crate::log::{AppendInfo, Log};
+use crate::record::{BATCH_HEADER_SIZE, BatchBuilder, Codecs, Compression, Header};
+
+/// Producer settings; `Default` gives Kafka's defaults where they apply.
+#[derive(Clone, Debug)]
+pub struct ProducerConfig {
+    /// Kafka: `batch.size`. A partition's batch is appended once it holds this many bytes
+    /// (default 16384); keyless records also move to another partition after this many.
+    pub batch_size: usize,
+    /// Kafka: `linger.ms`. A batch that is not full is appended this long after its first
+    /// record (default 5 ms, as in Kafka 4.0).
+    pub linger: Duration,
+    /// Kafka: `compression.type` (default none). A topic whose own `compression.type` is
+    /// a codec overrides it.
+    pub compression: Compression,
+    /// Kafka: `partitioner.class`. Chooses the partition of records that name none;
+    /// `None` uses Kafka's built-in rule (murmur2 of the key, sticky when keyless).
+    pub partitioner: Option<Arc<dyn Partitioner>>,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> ProducerConfig {
+        ProducerConfig {
+            batch_size: 16 * 1024,
+            linger: Duration::from_millis(5),
+            compression: Compression::None,
+            partitioner: None,
+        }
+    }
+}
+
+/// A record to send. It borrows its parts: `send` copies them into the partition's batch
+/// at once, so the caller's buffers are free again when `send` returns.
+#[derive(Clone, Copy, Debug)]
+pub struct ProducerRecord<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// An explicit partition; `None` lets the partitioner choose.
+    pub partition: Option<i32>,
+    /// The key; `None` is a null key.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is a null value (a tombstone on compacted topics).
+    pub value: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [Header],
+    /// The record's timestamp in ms; `None` takes the broker clock's time at `send`.
+    pub timestamp: Option<i64>,
+}
+
+impl<'a> ProducerRecord<'a> {
+    /// A keyless record with `value`.
+    pub fn new(topic: &'a str, value: &'a [u8]) -> ProducerRecord<'a> {
+        ProducerRecord {
+            topic,
+            partition: None,
+            key: None,
+            value: Some(value),
+            headers: &[],
+            timestamp: None,
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: &'a [u8]) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Sets the value; `None` makes a tombstone.
+    pub fn value(mut self, value: Option<&'a [u8]>) -> Self {
+        self.value = value;
+        self
+    }
+
+    /// Sends to this partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the headers.
+    pub fn headers(mut self, headers: &'a [Header]) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Sets the timestamp (ms since the Unix epoch).
+    pub fn timestamp(mut self, timestamp: i64) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+}
+
+/// Where a sent record landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// The record's timestamp as stored (the append time on LogAppendTime topics).
+    pub timestamp: i64,
+}
+
+/// The outcome of one batch, shared by the handles of its records.
+#[derive(Debug, Default)]
+struct BatchState {
+    result: Mutex<Option<std::result::Result<AppendInfo, Arc<Error>>>>,
+    done: Condvar,
+}
+
+impl BatchState {
+    fn complete(&self, result: std::result::Result<AppendInfo, Arc<Error>>) {
+        *self.result.lock() = Some(result);
+        self.done.notify_all();
+    }
+}
+
+/// The pending result of a [`Producer::send`]; resolves once the record's batch is
+/// appended, and fsynced when the topic's fsync policy asks for it.
+#[derive(Debug)]
+#[must_use = "a send's failure is reported only through its handle"]
+pub struct SendHandle {
+    batch: Arc<BatchState>,
+    partition: i32,
+    delta: i32,
+    timestamp: i64,
+}
+
+impl SendHandle {
+    /// Blocks until the batch is appended.
+    ///
+    /// # Errors
+    /// [`Error::BatchFailed`] wrapping why the batch's append failed.
+    pub fn wait(self) -> Result<RecordMetadata> {
+        let mut r = self.batch.result.lock();
+        while r.is_none() {
+            self.batch.done.wait(&mut r);
+        }
+        self.metadata(r.as_ref().expect("set"))
+    }
+
+    /// Whether the batch has been appended (or failed).
+    pub fn is_done(&self) -> bool {
+        self.batch.result.lock().is_some()
+    }
+
+    fn metadata(&self, r: &std::result::Result<AppendInfo, Arc<Error>>) -> Result<RecordMetadata> {
+        match r {
+            Ok(info) => Ok(RecordMetadata {
+                partition: self.partition,
+                offset: info.base_offset + i64::from(self.delta),
+                timestamp: info.log_append_time.unwrap_or(self.timestamp),
+            }),
+            Err(e) => Err(Error::BatchFailed(e.clone())),
+        }
+    }
+}
+
+/// The batch a partition is filling.
+#[derive(Debug)]
+struct OpenBatch {
+    builder: BatchBuilder,
+    state: Arc<BatchState>,
+    /// Counts batches, so a linger deadline can tell whether its batch is still open.
+    generation: u64,
+}
+
+impl OpenBatch {
+    fn new(compression: Compression, capacity: usize) -> OpenBatch {
+        OpenBatch {
+            builder: BatchBuilder::with_capacity(compression, capacity),
+            state: Arc::default(),
+            generation: 0,
+        }
+    }
+
+    /// Takes the batch out, leaving an empty one in its place.
+    fn take(&mut self, capacity: usize) -> (BatchBuilder, Arc<BatchState>) {
+        self.generation += 1;
+        let compression = self.builder.compression();
+        let builder = std::mem::replace(
+            &mut self.builder,
+            BatchBuilder::with_capacity(compression, capacity),
+        );
+        (builder, std::mem::take(&mut self.state))
+    }
+}
+
+/// One partition's batching state.
+#[derive(Debug)]
+struct PartitionQueue {
+    partition: i32,
+    log: Arc<Log>,
+    open: Mutex<OpenBatch>,
+    /// Held from taking a batch until its append ends, so batches reach the log in the
+    /// order they were taken.
+    append: Mutex<()>,
+}
+
+/// A topic's partitions as this producer sees them.
+#[derive(Debug)]
+struct TopicQueues {
+    topic: Arc<Topic>,
+    queues: RwLock<Vec<Arc<PartitionQueue>>>,
+    sticky: Sticky,
+    compression: Compression,
+}
+
+impl TopicQueues {
+    /// The queue of `partition`, picking up partitions added since this was built.
+    fn queue(&self, partition: i32, capacity: usize) -> Result<Arc<PartitionQueue>> {
+        if let Some(q) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.queues.read().get(p).cloned())
+        {
+            return Ok(q);
+        }
+        let log = self.topic.log(partition)?;
+        let mut queues = self.queues.write();
+        while queues.len() <= partition as usize {
+            let p = queues.len() as i32;
+            let log = if p == partition {
+                log.clone()
+            } else {
+                self.topic.log(p)?
+            };
+            queues.push(Arc::new(PartitionQueue {
+                partition: p,
+                log,
+                open: Mutex::new(OpenBatch::new(self.compression, capacity)),
+                append: Mutex::new(()),
+            }));
+        }
+        Ok(queues[partition as usize].clone())
+    }
+}
+
+/// Deadlines of batches waiting for `linger`, oldest first (linger is fixed, so the
+/// order of scheduling is the order of deadlines).
+#[derive(Debug, Default)]
+struct LingerQueue {
+    due: Mutex<LingerState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct LingerState {
+    entries: VecDeque<(Instant, Weak<PartitionQueue>, u64)>,
+    stop: bool,
+}
+
+#[derive(Debug)]
+struct ProducerInner {
+    broker: Broker,
+    config: ProducerConfig,
+    codecs: Codecs,
+    topics: RwLock<HashMap<String, Arc<TopicQueues>>>,
+    linger: Arc<LingerQueue>,
+    linger_thread: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+/// Sends records to a broker's topics, batching per partition.
+///
+/// `Send + Sync` and cheap to clone: use one from many threads. Records from one thread
+/// to one partition keep their order. Dropping the last clone flushes what is pending.
+#[derive(Clone, Debug)]
+pub struct Producer {
+    inner: Arc<ProducerInner>,
+}
+
+impl Producer {
+    pub(crate) fn new(broker: Broker, config: ProducerConfig) -> Producer {
+        let linger = Arc::new(LingerQueue::default());
+        let inner = Arc::new(ProducerInner {
+            codecs: broker.config().codecs.clone(),
+            broker,
+            config,
+            topics: RwLock::new(HashMap::new()),
+            linger: linger.clone(),
+            linger_thread: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&inner);
+        let thread = std::thread::Builder::new()
+            .name("partlog-linger".into())
+            .spawn(move || linger_loop(&linger, &weak))
+            .expect("spawn the producer's linger thread");
+        *inner.linger_thread.lock() = Some(thread);
+        Producer { inner }
+    }
+
+    /// The producer's settings.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.config
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<TopicQueues>> {
+        if let Some(t) = self.inner.topics.read().get(name) {
+            return Ok(t.clone());
+        }
+        let topic = self.inner.broker.topic(name)?;
+        let compression = match topic.config.compression {
+            TopicCompression::Producer => self.inner.config.compression,
+            TopicCompression::Codec(c) => c,
+        };
+        let seed = (Arc::as_ptr(&topic) as u64) ^ self.inner.broker.config().clock.now_ms() as u64;
+        let queues = Arc::new(TopicQueues {
+            topic,
+            queues: RwLock::new(Vec::new()),
+            sticky: Sticky::new(seed),
+            compression,
+        });
+        Ok(self
+            .inner
+            .topics
+            .write()
+            .entry(name.to_string())
+            .or_insert(queues)
+            .clone())
+    }
+
+    /// Adds a record to its partition's batch and returns a handle on its outcome.
+    ///
+    /// The partition is the record's own, else the configured partitioner's choice, else
+    /// Kafka's: `(murmur2(key) & 0x7fffffff) % partitions` for a key, a sticky partition
+    /// for keyless records. A batch is appended when it reaches `batch_size` bytes (by the
+    /// thread whose record filled it) or `linger` after its first record.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`], [`Error::RecordTooLarge`],
+    /// [`Error::Closed`]. Failures of the append itself reach the handle.
+    pub fn send(&self, record: ProducerRecord<'_>) -> Result<SendHandle> {
+        self.check_open()?;
+        let topics = self.topic(record.topic)?;
+        let partitions = topics.topic.partition_count();
+        let ts = record
+            .timestamp
+            .unwrap_or_else(|| self.inner.broker.config().clock.now_ms());
+        let size = BatchBuilder::new(Compression::None).record_size(
+            ts,
+            record.key,
+            record.value,
+            record.headers,
+        );
+        let limit = topics.topic.config.max_message_bytes as usize;
+        if size + BATCH_HEADER_SIZE > limit {
+            return Err(Error::RecordTooLarge {
+                topic: record.topic.to_string(),
+                size: size + BATCH_HEADER_SIZE,
+                limit,
+            });
+        }
+        let partition = self.choose_partition(&record, &topics, partitions, size)?;
+        let queue = topics.queue(partition, self.inner.config.batch_size)?;
+        self.enqueue(&queue, &record, ts, size)
+    }
+
+    fn choose_partition(
+        &self,
+        record: &ProducerRecord<'_>,
+        topics: &TopicQueues,
+        partitions: i32,
+        size: usize,
+    ) -> Result<i32> {
+        let partition = match (record.partition, &self.inner.config.partitioner, record.key) {
+            (Some(p), _, _) => p,
+            (None, Some(custom), _) => {
+                custom.partition(record.topic, record.key, record.value, partitions)
+            }
+            (None, None, Some(key)) => partition_for_key(key, partitions),
+            (None, None, None) => {
+                topics
+                    .sticky
+                    .next(partitions, size, self.inner.config.batch_size)
+            }
+        };
+        if !(0..partitions).contains(&partition) {
+            return Err(Error::UnknownPartition {
+                topic: record.topic.to_string(),
+                partition,
+                partitions,
+            });
+        }
+        Ok(partition)
+    }
+
+    fn enqueue(
+        &self,
+        queue: &Arc<PartitionQueue>,
+        record: &ProducerRecord<'_>,
+        ts: i64,
+        size: usize,
+    ) -> Result<SendHandle> {
+        let batch_size = self.inner.config.batch_size;
+        let mut open = queue.open.lock();
+        let mut ready = Vec::new();
+        if !open.builder.is_empty() && open.builder.estimated_size() + size > batch_size {
+            ready.push(open.take(batch_size));
+        }
+        let started = open.builder.is_empty();
+        open.builder
+            .push(ts, record.key, record.value, record.headers);
+        let handle = SendHandle {
+            batch: open.state.clone(),
+            partition: queue.partition,
+            delta: open.builder.len() as i32 - 1,
+            timestamp: ts,
+        };
+        if open.builder.estimated_size() >= batch_size {
+            ready.push(open.take(batch_size));
+        } else if started {
+            self.schedule_linger(queue, open.generation);
+        }
+        if !ready.is_empty() {
+            let order = queue.append.lock();
+            drop(open);
+            self.append(queue, ready);
+            drop(order);
+        }
+        Ok(handle)
+    }
+
+    fn schedule_linger(&self, queue: &Arc<PartitionQueue>, generation: u64) {
+        let deadline = Instant::now() + self.inner.config.linger;
+        let mut due = self.inner.linger.due.lock();
+        let was_empty = due.entries.is_empty();
+        due.entries
+            .push_back((deadline, Arc::downgrade(queue), generation));
+        if was_empty {
+            self.inner.linger.wake.notify_one();
+        }
+    }
+
+    /// Encodes and appends taken batches in one chunk, then resolves their handles.
+    /// The caller holds the queue's append lock.
+    fn append(&self, queue: &PartitionQueue, ready: Vec<(BatchBuilder, Arc<BatchState>)>) {
+        append_ready(&self.inner.codecs, queue, ready);
+    }
+
+    /// Sends a record and waits for its append (its partition's batch is appended at
+    /// once rather than after `linger`).
+    ///
+    /// # Errors
+    /// What [`Producer::send`] and [`SendHandle::wait`] return.
+    pub fn send_blocking(&self, record: ProducerRecord<'_>) -> Result<RecordMetadata> {
+        let handle = self.send(record)?;
+        if !handle.is_done() {
+            let topics = self.topic(record.topic)?;
+            let queue = topics.queue(handle.partition, self.inner.config.batch_size)?;
+            flush_queue(&self.inner.codecs, &queue, self.inner.config.batch_size);
+        }
+        handle.wait()
+    }
+
+    /// Appends every pending batch now and waits until they are appended. Failures reach
+    /// the records' handles.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the producer was closed.
+    pub fn flush(&self) -> Result<()> {
+        self.check_open()?;
+        self.inner.flush_all();
+        Ok(())
+    }
+
+    /// Flushes and stops the producer; later sends fail with [`Error::Closed`].
+    pub fn close(&self) {
+        if !self.inner.closed.swap(true, Ordering::AcqRel) {
+            self.inner.flush_all();
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("producer".into()));
+        }
+        self.inner.broker.check_open()
+    }
+}
+
+impl ProducerInner {
+    fn flush_all(&self) {
+        let topics: Vec<Arc<TopicQueues>> = self.topics.read().values().cloned().collect();
+        for t in topics {
+            let queues: Vec<Arc<PartitionQueue>> = t.queues.read().clone();
+            for q in queues {
+                flush_queue(&self.codecs, &q, self.config.batch_size);
+            }
+        }
+    }
+}
+
+impl Drop for ProducerInner {
+    fn drop(&mut self) {
+        self.flush_all();
+        self.linger.due.lock().stop = true;
+        self.linger.wake.notify_all();
+        if let Some(t) = self.linger_thread.lock().take()
+            && t.thread().id() != std::thread::current().id()
+        {
+            // The linger thread may run this drop itself (its upgraded reference can be
+            // the last one); it then exits on `stop` without being joined.
+            let _joined = t.join();
+        }
+    }
+}
+
+/// Appends a queue's open batch if it holds records.
+fn flush_queue(codecs: &Codecs, queue: &PartitionQueue, capacity: usize) {
+    flush_generation(codecs, queue, capacity, None);
+}
+
+/// Appends a queue's open batch if it holds records and, when `generation` is given, is
+/// still that batch.
+fn flush_generation(
+    codecs: &Codecs,
+    queue: &PartitionQueue,
+    capacity: usize,
+    generation: Option<u64>,
+) {
+    let mut open = queue.open.lock();
+    if open.builder.is_empty() || generation.is_some_and(|g| g != open.generation) {
+        return;
+    }
+    let taken = open.take(capacity);
+    let order = queue.append.lock();
+    drop(open);
+    append_ready(codecs, queue, vec![taken]);
+    drop(order);
+}
+
+fn append_ready(
+    codecs: &Codecs,
+    queue: &PartitionQueue,
+    ready: Vec<(BatchBuilder, Arc<BatchState>)>,
+) {
+    let mut encoded = Vec::with_capacity(ready.len());
+    let mut states = Vec::with_capacity(ready.len());
+    for (builder, state) in ready {
+        match builder.build(codecs) {
+            Ok(batch) => {
+                encoded.push(batch);
+                states.push(state);
+            }
+            Err(e) => state.complete(Err(Arc::new(Error::InvalidBatch {
+                partition: queue.log.name().to_string(),
+                source: e,
+            }))),
+        }
+    }
+    if encoded.is_empty() {
+        return;
+    }
+    match queue.log.append_batches(encoded) {
+        Ok(infos) => {
+            for (state, info) in states.iter().zip(infos) {
+                state.complete(Ok(info));
+            }
+        }
+        Err(e) => {
+            let e = Arc::new(e);
+            for state in states {
+                state.complete(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// The linger thread: appends each batch `linger` after its first record unless it was
+/// appended before (full, flushed).
+fn linger_loop(linger: &LingerQueue, producer: &Weak<ProducerInner>) {
+    let mut due = linger.due.lock();
+    loop {
+        if due.stop {
+            return;
+        }
+        let Some(&(deadline, _, _)) = due.entries.front() else {
+            linger.wake.wait(&mut due);
+            continue;
+        };
+        if Instant::now() < deadline {
+            linger.wake.wait_until(&mut due, deadline);
+            continue;
+        }
+        let (_, queue, generation) = due.entries.pop_front().expect("front exists");
+        drop(due);
+        if let (Some(queue), Some(p)) = (queue.upgrade(), producer.upgrade()) {
+            flush_generation(&p.codecs, &queue, p.config.batch_size, Some(generation));
+        }
+        due = linger.due.lock();
+    }
+}
