@@ -96,6 +96,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Bytes handed to a decoder do not decode (no file or partition involved).
+    #[error("invalid batch: {0}")]
+    Decode(#[from] DecodeError),
     /// A batch read from a partition does not decode.
     #[error("corrupt batch in {partition} at offset {offset}: {source}")]
     CorruptRecords {

@@ -3,6 +3,7 @@
 mod partitioner;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -16,6 +17,7 @@ pub use partitioner::{Partitioner, murmur2, partition_for_key};
 use crate::broker::{Broker, Topic, TopicCompression};
 use crate::error::{Error, Result};
 use crate::log::{AppendInfo, Log};
+use crate::record::varint_len;
 use crate::record::{BATCH_HEADER_SIZE, BatchBuilder, Codecs, Compression, Header};
 
 /// Producer settings; `Default` gives Kafka's defaults where they apply.
@@ -174,6 +176,29 @@ impl SendHandle {
     }
 }
 
+/// FNV-1a: topic names are short, and SipHash's DoS resistance buys nothing for a map
+/// keyed by the application's own topic names.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The batch a partition is filling.
 #[derive(Debug)]
 struct OpenBatch {
@@ -208,11 +233,16 @@ impl OpenBatch {
 #[derive(Debug)]
 struct PartitionQueue {
     partition: i32,
+    /// Bytes at which a batch is appended (see `TopicQueues::batch_limit`).
+    batch_limit: usize,
     log: Arc<Log>,
     open: Mutex<OpenBatch>,
     /// Held from taking a batch until its append ends, so batches reach the log in the
     /// order they were taken.
     append: Mutex<()>,
+    /// The first append failure since the last `flush`, which reports it: a caller that
+    /// dropped its handles still learns that records were lost.
+    failed: Mutex<Option<Arc<Error>>>,
 }
 
 /// A topic's partitions as this producer sees them.
@@ -222,11 +252,14 @@ struct TopicQueues {
     queues: RwLock<Vec<Arc<PartitionQueue>>>,
     sticky: Sticky,
     compression: Compression,
+    /// `batch_size`, capped so a batch never exceeds the topic's `max.message.bytes` or
+    /// `segment.bytes` (the log would refuse it).
+    batch_limit: usize,
 }
 
 impl TopicQueues {
     /// The queue of `partition`, picking up partitions added since this was built.
-    fn queue(&self, partition: i32, capacity: usize) -> Result<Arc<PartitionQueue>> {
+    fn queue(&self, partition: i32) -> Result<Arc<PartitionQueue>> {
         if let Some(q) = usize::try_from(partition)
             .ok()
             .and_then(|p| self.queues.read().get(p).cloned())
@@ -244,9 +277,11 @@ impl TopicQueues {
             };
             queues.push(Arc::new(PartitionQueue {
                 partition: p,
+                batch_limit: self.batch_limit,
                 log,
-                open: Mutex::new(OpenBatch::new(self.compression, capacity)),
+                open: Mutex::new(OpenBatch::new(self.compression, self.batch_limit)),
                 append: Mutex::new(()),
+                failed: Mutex::new(None),
             }));
         }
         Ok(queues[partition as usize].clone())
@@ -272,7 +307,7 @@ struct ProducerInner {
     broker: Broker,
     config: ProducerConfig,
     codecs: Codecs,
-    topics: RwLock<HashMap<String, Arc<TopicQueues>>>,
+    topics: RwLock<HashMap<String, Arc<TopicQueues>, BuildHasherDefault<Fnv>>>,
     linger: Arc<LingerQueue>,
     linger_thread: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
@@ -294,7 +329,7 @@ impl Producer {
             codecs: broker.config().codecs.clone(),
             broker,
             config,
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(HashMap::default()),
             linger: linger.clone(),
             linger_thread: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -323,11 +358,18 @@ impl Producer {
             TopicCompression::Codec(c) => c,
         };
         let seed = (Arc::as_ptr(&topic) as u64) ^ self.inner.broker.config().clock.now_ms() as u64;
+        let batch_limit = self
+            .inner
+            .config
+            .batch_size
+            .min(topic.config.max_message_bytes as usize)
+            .min(topic.config.segment_bytes as usize);
         let queues = Arc::new(TopicQueues {
             topic,
             queues: RwLock::new(Vec::new()),
             sticky: Sticky::new(seed),
             compression,
+            batch_limit,
         });
         Ok(self
             .inner
@@ -355,23 +397,17 @@ impl Producer {
         let ts = record
             .timestamp
             .unwrap_or_else(|| self.inner.broker.config().clock.now_ms());
-        let size = BatchBuilder::new(Compression::None).record_size(
-            ts,
-            record.key,
-            record.value,
-            record.headers,
-        );
-        let limit = topics.topic.config.max_message_bytes as usize;
-        if size + BATCH_HEADER_SIZE > limit {
-            return Err(Error::RecordTooLarge {
-                topic: record.topic.to_string(),
-                size: size + BATCH_HEADER_SIZE,
-                limit,
-            });
-        }
+        // Approximate size for the sticky partitioner's byte count; the exact one is
+        // taken against the partition's open batch.
+        let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + 8;
         let partition = self.choose_partition(&record, &topics, partitions, size)?;
-        let queue = topics.queue(partition, self.inner.config.batch_size)?;
-        self.enqueue(&queue, &record, ts, size)
+        let queue = topics.queue(partition)?;
+        self.enqueue(
+            &queue,
+            &record,
+            ts,
+            topics.topic.config.max_message_bytes as usize,
+        )
     }
 
     fn choose_partition(
@@ -408,17 +444,28 @@ impl Producer {
         queue: &Arc<PartitionQueue>,
         record: &ProducerRecord<'_>,
         ts: i64,
-        size: usize,
+        max_message_bytes: usize,
     ) -> Result<SendHandle> {
-        let batch_size = self.inner.config.batch_size;
+        let batch_size = queue.batch_limit;
         let mut open = queue.open.lock();
+        let (key, value, headers) = (record.key, record.value, record.headers);
+        let mut body = open.builder.body_size(ts, key, value, headers);
+        let size = body + varint_len(body as i32);
+        if size + BATCH_HEADER_SIZE > max_message_bytes {
+            return Err(Error::RecordTooLarge {
+                topic: record.topic.to_string(),
+                size: size + BATCH_HEADER_SIZE,
+                limit: max_message_bytes,
+            });
+        }
         let mut ready = Vec::new();
         if !open.builder.is_empty() && open.builder.estimated_size() + size > batch_size {
             ready.push(open.take(batch_size));
+            // Deltas against a new first record differ: size it again.
+            body = open.builder.body_size(ts, key, value, headers);
         }
         let started = open.builder.is_empty();
-        open.builder
-            .push(ts, record.key, record.value, record.headers);
+        open.builder.push_sized(body, ts, key, value, headers);
         let handle = SendHandle {
             batch: open.state.clone(),
             partition: queue.partition,
@@ -465,27 +512,37 @@ impl Producer {
         let handle = self.send(record)?;
         if !handle.is_done() {
             let topics = self.topic(record.topic)?;
-            let queue = topics.queue(handle.partition, self.inner.config.batch_size)?;
-            flush_queue(&self.inner.codecs, &queue, self.inner.config.batch_size);
+            let queue = topics.queue(handle.partition)?;
+            flush_queue(&self.inner.codecs, &queue);
         }
         handle.wait()
     }
 
-    /// Appends every pending batch now and waits until they are appended. Failures reach
-    /// the records' handles.
+    /// Appends every pending batch now and waits until they are appended.
     ///
     /// # Errors
-    /// [`Error::Closed`] when the producer was closed.
+    /// [`Error::Closed`] when the producer was closed; [`Error::BatchFailed`] with the
+    /// first append failure since the last flush (its records' handles report it too),
+    /// so that a caller who drops handles still learns that records were not written.
     pub fn flush(&self) -> Result<()> {
         self.check_open()?;
-        self.inner.flush_all();
-        Ok(())
+        match self.inner.flush_all() {
+            Some(e) => Err(Error::BatchFailed(e)),
+            None => Ok(()),
+        }
     }
 
     /// Flushes and stops the producer; later sends fail with [`Error::Closed`].
-    pub fn close(&self) {
-        if !self.inner.closed.swap(true, Ordering::AcqRel) {
-            self.inner.flush_all();
+    ///
+    /// # Errors
+    /// [`Error::BatchFailed`] as for [`Producer::flush`].
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        match self.inner.flush_all() {
+            Some(e) => Err(Error::BatchFailed(e)),
+            None => Ok(()),
         }
     }
 
@@ -498,20 +555,27 @@ impl Producer {
 }
 
 impl ProducerInner {
-    fn flush_all(&self) {
+    /// Appends every open batch; returns the first append failure since the last call.
+    fn flush_all(&self) -> Option<Arc<Error>> {
         let topics: Vec<Arc<TopicQueues>> = self.topics.read().values().cloned().collect();
+        let mut first = None;
         for t in topics {
             let queues: Vec<Arc<PartitionQueue>> = t.queues.read().clone();
             for q in queues {
-                flush_queue(&self.codecs, &q, self.config.batch_size);
+                flush_queue(&self.codecs, &q);
+                if let Some(e) = q.failed.lock().take() {
+                    first.get_or_insert(e);
+                }
             }
         }
+        first
     }
 }
 
 impl Drop for ProducerInner {
     fn drop(&mut self) {
-        self.flush_all();
+        // Failures reach the records' handles; there is no caller left to return them to.
+        let _reported_through_handles = self.flush_all();
         self.linger.due.lock().stop = true;
         self.linger.wake.notify_all();
         if let Some(t) = self.linger_thread.lock().take()
@@ -525,23 +589,18 @@ impl Drop for ProducerInner {
 }
 
 /// Appends a queue's open batch if it holds records.
-fn flush_queue(codecs: &Codecs, queue: &PartitionQueue, capacity: usize) {
-    flush_generation(codecs, queue, capacity, None);
+fn flush_queue(codecs: &Codecs, queue: &PartitionQueue) {
+    flush_generation(codecs, queue, None);
 }
 
 /// Appends a queue's open batch if it holds records and, when `generation` is given, is
 /// still that batch.
-fn flush_generation(
-    codecs: &Codecs,
-    queue: &PartitionQueue,
-    capacity: usize,
-    generation: Option<u64>,
-) {
+fn flush_generation(codecs: &Codecs, queue: &PartitionQueue, generation: Option<u64>) {
     let mut open = queue.open.lock();
     if open.builder.is_empty() || generation.is_some_and(|g| g != open.generation) {
         return;
     }
-    let taken = open.take(capacity);
+    let taken = open.take(queue.batch_limit);
     let order = queue.append.lock();
     drop(open);
     append_ready(codecs, queue, vec![taken]);
@@ -561,10 +620,14 @@ fn append_ready(
                 encoded.push(batch);
                 states.push(state);
             }
-            Err(e) => state.complete(Err(Arc::new(Error::InvalidBatch {
-                partition: queue.log.name().to_string(),
-                source: e,
-            }))),
+            Err(e) => {
+                let e = Arc::new(Error::InvalidBatch {
+                    partition: queue.log.name().to_string(),
+                    source: e,
+                });
+                queue.failed.lock().get_or_insert_with(|| e.clone());
+                state.complete(Err(e));
+            }
         }
     }
     if encoded.is_empty() {
@@ -578,6 +641,7 @@ fn append_ready(
         }
         Err(e) => {
             let e = Arc::new(e);
+            queue.failed.lock().get_or_insert_with(|| e.clone());
             for state in states {
                 state.complete(Err(e.clone()));
             }
@@ -604,7 +668,7 @@ fn linger_loop(linger: &LingerQueue, producer: &Weak<ProducerInner>) {
         let (_, queue, generation) = due.entries.pop_front().expect("front exists");
         drop(due);
         if let (Some(queue), Some(p)) = (queue.upgrade(), producer.upgrade()) {
-            flush_generation(&p.codecs, &queue, p.config.batch_size, Some(generation));
+            flush_generation(&p.codecs, &queue, Some(generation));
         }
         due = linger.due.lock();
     }

@@ -129,7 +129,7 @@ impl BatchBuilder {
         varint_len(body as i32) + body
     }
 
-    fn body_size(
+    pub(crate) fn body_size(
         &self,
         timestamp: i64,
         key: Option<&[u8]>,
@@ -164,6 +164,20 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) {
+        let body = self.body_size(timestamp, key, value, headers);
+        self.push_sized(body, timestamp, key, value, headers);
+    }
+
+    /// [`BatchBuilder::push`] with the body size already computed by `body_size` for the
+    /// same record against this builder's current state.
+    pub(crate) fn push_sized(
+        &mut self,
+        body: usize,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) {
         if self.count == 0 {
             self.base_timestamp = timestamp;
         }
@@ -171,7 +185,6 @@ impl BatchBuilder {
             self.max_timestamp = timestamp;
             self.max_timestamp_delta = self.count;
         }
-        let body = self.body_size(timestamp, key, value, headers);
         let r = &mut self.records;
         r.reserve(body + 5);
         put_varint(r, body as i32);
