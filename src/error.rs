@@ -174,6 +174,12 @@ pub enum Error {
         /// The valid range or the reason.
         reason: &'static str,
     },
+    /// A topic config key that partlog does not know.
+    #[error("unknown topic config {key:?}; partlog knows segment.bytes, segment.ms, segment.index.bytes, index.interval.bytes, retention.ms, retention.bytes, cleanup.policy, compression.type, max.message.bytes, message.timestamp.type, flush.messages and flush.ms")]
+    UnknownConfig {
+        /// The key given.
+        key: String,
+    },
     /// A checkpoint file does not parse.
     #[error("checkpoint {path} is malformed at line {line}: {reason}")]
     BadCheckpoint {

@@ -197,10 +197,8 @@ impl TopicConfig {
                 };
             }
             _ => {
-                return Err(Error::InvalidConfig {
-                    name: "config key",
-                    value: key.to_string(),
-                    reason: "not a topic config partlog knows",
+                return Err(Error::UnknownConfig {
+                    key: key.to_string(),
                 });
             }
         }

@@ -220,7 +220,7 @@ impl Consumer {
     fn set_assignment(&mut self, logs: Vec<(TopicPartition, Arc<Log>)>) {
         let mut old: HashMap<TopicPartition, Assigned> =
             self.assigned.drain(..).map(|a| (a.tp.clone(), a)).collect();
-        for (_, a) in &old {
+        for a in old.values() {
             a.log.remove_waiter(&self.waiter);
         }
         for (tp, log) in logs {
