@@ -113,9 +113,12 @@ fn condvar_floor() -> Histogram<u64> {
     reader.join().unwrap()
 }
 
+/// One measured row: a run that returns its latency histogram.
+type Run = Box<dyn Fn() -> Histogram<u64>>;
+
 fn main() {
     // Criterion passes flags such as `--bench`; this harness takes none.
-    let rows: Vec<(&str, Box<dyn Fn() -> Histogram<u64>>)> = vec![
+    let rows: Vec<(&str, Run)> = vec![
         ("condvar floor", Box::new(condvar_floor)),
         (
             "partlog park",

@@ -175,7 +175,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// A topic config key that partlog does not know.
-    #[error("unknown topic config {key:?}; partlog knows segment.bytes, segment.ms, segment.index.bytes, index.interval.bytes, retention.ms, retention.bytes, cleanup.policy, compression.type, max.message.bytes, message.timestamp.type, flush.messages and flush.ms")]
+    #[error(
+        "unknown topic config {key:?}; partlog knows segment.bytes, segment.ms, segment.index.bytes, index.interval.bytes, retention.ms, retention.bytes, cleanup.policy, compression.type, max.message.bytes, message.timestamp.type, flush.messages and flush.ms"
+    )]
     UnknownConfig {
         /// The key given.
         key: String,

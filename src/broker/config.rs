@@ -239,6 +239,18 @@ impl TopicConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the setting.
     pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("retention.ms", self.retention_ms),
+            ("retention.bytes", self.retention_bytes),
+        ] {
+            if value < -1 {
+                return Err(Error::InvalidConfig {
+                    name,
+                    value: value.to_string(),
+                    reason: "must be -1 (no limit) or more",
+                });
+            }
+        }
         self.log_config().validate()
     }
 }

@@ -7,7 +7,7 @@ mod store;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     pub(crate) topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises changes to the topic list and its file.
     admin: Mutex<()>,
+    /// Bumped by every create, delete and partition change, so producers and consumers
+    /// can tell with one atomic load that their cached view of the topics is stale.
+    topic_epoch: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -104,6 +107,7 @@ impl Broker {
             config,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
+            topic_epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
         let broker = Broker { inner };
@@ -124,6 +128,11 @@ impl Broker {
     /// Whether the previous session closed this directory cleanly.
     pub fn had_clean_shutdown(&self) -> bool {
         self.inner.dir.had_clean_shutdown()
+    }
+
+    /// Changes whenever a topic is created, deleted or grows.
+    pub(crate) fn topic_epoch(&self) -> u64 {
+        self.inner.topic_epoch.load(Ordering::Acquire)
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -183,6 +192,7 @@ impl Broker {
             .topics
             .write()
             .insert(name.to_string(), Arc::new(topic));
+        self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
         self.save_topics()
     }
 
@@ -204,6 +214,11 @@ impl Broker {
         Err(Error::UnknownTopic {
             topic: name.to_string(),
         })
+    }
+
+    /// The topic, if it exists now (no auto-creation).
+    pub(crate) fn topic_if_exists(&self, name: &str) -> Option<Arc<Topic>> {
+        self.inner.topics.read().get(name).cloned()
     }
 
     /// The names of every topic, sorted.
@@ -249,6 +264,7 @@ impl Broker {
         let _admin = self.inner.admin.lock();
         let topic = self.existing_topic(name)?;
         self.inner.topics.write().remove(name);
+        self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
         self.save_topics()?;
         for p in 0..topic.partition_count() {
             self.inner.dir.remove_log(name, p)?;
@@ -281,6 +297,7 @@ impl Broker {
                 .open_log(name, p, topic.config.log_config())?;
             topic.partitions.write().push(log);
         }
+        self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
         self.save_topics()
     }
 

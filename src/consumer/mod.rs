@@ -140,6 +140,8 @@ pub struct Consumer {
     assigned: Vec<Assigned>,
     next: usize,
     waiter: Arc<Waiter>,
+    /// The broker's topic epoch when the subscription was last resolved.
+    seen_epoch: u64,
 }
 
 impl Consumer {
@@ -151,6 +153,7 @@ impl Consumer {
             assigned: Vec::new(),
             next: 0,
             waiter: Arc::new(Waiter::new()),
+            seen_epoch: u64::MAX,
         }
     }
 
@@ -183,7 +186,11 @@ impl Consumer {
         for t in topics {
             self.broker.topic(t)?;
         }
-        self.subscription = Some(topics.iter().map(|t| t.to_string()).collect());
+        let mut names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        names.sort();
+        names.dedup();
+        self.subscription = Some(names);
+        self.seen_epoch = u64::MAX;
         self.refresh_subscription()
     }
 
@@ -198,25 +205,36 @@ impl Consumer {
         self.assigned.iter().map(|a| a.tp.clone()).collect()
     }
 
+    /// Re-reads the subscribed topics' partitions when topics changed since the last look
+    /// (created, deleted, grown). A deleted topic simply has no partitions, as in Kafka.
     fn refresh_subscription(&mut self) -> Result<()> {
-        let Some(topics) = self.subscription.clone() else {
+        let Some(topics) = &self.subscription else {
             return Ok(());
         };
+        let epoch = self.broker.topic_epoch();
+        if epoch == self.seen_epoch {
+            return Ok(());
+        }
         let mut logs = Vec::new();
-        for t in &topics {
-            let count = self.broker.partition_count(t)?;
+        for t in topics {
+            let count = match self.broker.partition_count(t) {
+                Ok(n) => n,
+                Err(Error::UnknownTopic { .. }) => 0,
+                Err(e) => return Err(e),
+            };
             for p in 0..count {
                 let part = self.broker.partition(t, p)?;
                 logs.push((TopicPartition::new(t.as_str(), p), part.log().clone()));
             }
         }
-        if logs.len() != self.assigned.len() {
-            self.set_assignment(logs);
-        }
+        self.set_assignment(logs);
+        self.seen_epoch = epoch;
         Ok(())
     }
 
     /// Keeps the state of partitions that stay; new ones start without a position.
+    /// Partitions named twice are assigned once; a partition whose log was replaced (its
+    /// topic deleted and created again) starts afresh.
     fn set_assignment(&mut self, logs: Vec<(TopicPartition, Arc<Log>)>) {
         let mut old: HashMap<TopicPartition, Assigned> =
             self.assigned.drain(..).map(|a| (a.tp.clone(), a)).collect();
@@ -224,7 +242,11 @@ impl Consumer {
             a.log.remove_waiter(&self.waiter);
         }
         for (tp, log) in logs {
-            let a = old.remove(&tp).unwrap_or_else(|| Assigned {
+            if self.assigned.iter().any(|a| a.tp == tp) {
+                continue;
+            }
+            let kept = old.remove(&tp).filter(|a| Arc::ptr_eq(&a.log, &log));
+            let a = kept.unwrap_or_else(|| Assigned {
                 topic: tp.topic.as_str().into(),
                 tp,
                 log,
@@ -258,15 +280,15 @@ impl Consumer {
     /// `None`; a corrupt batch or I/O error naming its file.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         self.refresh_subscription()?;
-        let deadline = Instant::now() + timeout;
+        // A timeout too large for an `Instant` (Duration::MAX) means no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let mut spins = 0u32;
         loop {
             let records = self.take_available()?;
             if !records.is_empty() {
                 return Ok(records);
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(records);
             }
             self.wait(deadline, &mut spins);
@@ -274,7 +296,7 @@ impl Consumer {
     }
 
     /// Waits for data by the configured strategy, up to `deadline`.
-    fn wait(&self, deadline: Instant, spins: &mut u32) {
+    fn wait(&self, deadline: Option<Instant>, spins: &mut u32) {
         let park = match self.config.wait_strategy {
             WaitStrategy::Park => true,
             WaitStrategy::SpinThenPark { spins: limit } => *spins >= limit,

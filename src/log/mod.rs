@@ -468,13 +468,20 @@ impl Log {
         self.check_offset(offset, end)?;
         let mut out = Vec::new();
         let mut seg = self.segment_for(offset);
+        // The segment publishes its size before the log publishes its end offset, so a
+        // scan may meet a batch at or past `end`: it is not part of this read.
         while let Some(s) = seg {
             if let Some((mut scanner, _, first)) = s.find_batch(offset)? {
+                if first.base_offset() >= end {
+                    return Ok(out);
+                }
                 let mut total = first.size();
                 out.push(first);
                 while total < max_bytes {
                     match scanner.next_batch() {
-                        Scanned::Batch(_, b) if total + b.size() <= max_bytes => {
+                        Scanned::Batch(_, b)
+                            if total + b.size() <= max_bytes && b.base_offset() < end =>
+                        {
                             total += b.size();
                             out.push(b);
                         }
@@ -614,7 +621,7 @@ impl Log {
     pub fn wait_for_append(&self, offset: i64, timeout: std::time::Duration) -> i64 {
         let waiter = Arc::new(Waiter::new());
         self.add_waiter(&waiter);
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now().checked_add(timeout);
         waiter.park_until(deadline, || {
             self.log_end_offset() > offset || self.is_closed()
         });

@@ -54,7 +54,8 @@ impl Waiter {
     /// after announcing the park, so an append between the check and the park is not
     /// missed: the appender stores the log end offset, then reads `parked` (both SeqCst);
     /// this thread stores `parked`, then reads the log end offset.
-    pub(crate) fn park_until(&self, deadline: Instant, ready: impl Fn() -> bool) {
+    /// `deadline` `None` waits without a time limit.
+    pub(crate) fn park_until(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) {
         {
             let me = std::thread::current();
             let mut t = self.thread.lock();
@@ -64,7 +65,7 @@ impl Waiter {
         }
         while !ready() {
             let now = Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|d| now >= d) {
                 return;
             }
             self.parked.store(true, Ordering::SeqCst);
@@ -72,7 +73,10 @@ impl Waiter {
                 self.parked.store(false, Ordering::SeqCst);
                 return;
             }
-            std::thread::park_timeout(deadline - now);
+            match deadline {
+                Some(d) => std::thread::park_timeout(d - now),
+                None => std::thread::park(),
+            }
             self.parked.store(false, Ordering::SeqCst);
         }
     }

@@ -4,7 +4,7 @@ mod partitioner;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -311,6 +311,8 @@ struct ProducerInner {
     linger: Arc<LingerQueue>,
     linger_thread: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// The broker's topic epoch when `topics` was last checked.
+    seen_epoch: AtomicU64,
 }
 
 /// Sends records to a broker's topics, batching per partition.
@@ -333,11 +335,12 @@ impl Producer {
             linger: linger.clone(),
             linger_thread: Mutex::new(None),
             closed: AtomicBool::new(false),
+            seen_epoch: AtomicU64::new(0),
         });
-        let weak = Arc::downgrade(&inner);
+        let codecs = inner.codecs.clone();
         let thread = std::thread::Builder::new()
             .name("partlog-linger".into())
-            .spawn(move || linger_loop(&linger, &weak))
+            .spawn(move || linger_loop(&linger, &codecs))
             .expect("spawn the producer's linger thread");
         *inner.linger_thread.lock() = Some(thread);
         Producer { inner }
@@ -349,6 +352,19 @@ impl Producer {
     }
 
     fn topic(&self, name: &str) -> Result<Arc<TopicQueues>> {
+        // A topic deleted (and maybe created again) since it was cached must be looked up
+        // afresh; one atomic load tells whether anything changed.
+        let epoch = self.inner.broker.topic_epoch();
+        if self.inner.seen_epoch.load(Ordering::Acquire) != epoch {
+            let mut topics = self.inner.topics.write();
+            topics.retain(|name, t| {
+                self.inner
+                    .broker
+                    .topic_if_exists(name)
+                    .is_some_and(|now| Arc::ptr_eq(&now, &t.topic))
+            });
+            self.inner.seen_epoch.store(epoch, Ordering::Release);
+        }
         if let Some(t) = self.inner.topics.read().get(name) {
             return Ok(t.clone());
         }
@@ -487,7 +503,10 @@ impl Producer {
     }
 
     fn schedule_linger(&self, queue: &Arc<PartitionQueue>, generation: u64) {
-        let deadline = Instant::now() + self.inner.config.linger;
+        // A linger too large for an `Instant` means: append only when full or flushed.
+        let Some(deadline) = Instant::now().checked_add(self.inner.config.linger) else {
+            return;
+        };
         let mut due = self.inner.linger.due.lock();
         let was_empty = due.entries.is_empty();
         due.entries
@@ -578,11 +597,8 @@ impl Drop for ProducerInner {
         let _reported_through_handles = self.flush_all();
         self.linger.due.lock().stop = true;
         self.linger.wake.notify_all();
-        if let Some(t) = self.linger_thread.lock().take()
-            && t.thread().id() != std::thread::current().id()
-        {
-            // The linger thread may run this drop itself (its upgraded reference can be
-            // the last one); it then exits on `stop` without being joined.
+        if let Some(t) = self.linger_thread.lock().take() {
+            // A panic in the linger thread already failed its batch's handles.
             let _joined = t.join();
         }
     }
@@ -651,7 +667,11 @@ fn append_ready(
 
 /// The linger thread: appends each batch `linger` after its first record unless it was
 /// appended before (full, flushed).
-fn linger_loop(linger: &LingerQueue, producer: &Weak<ProducerInner>) {
+///
+/// It holds no reference to the producer (or its broker), only weak ones to partition
+/// queues: dropping the last `Producer` runs the final flush on the dropping thread and
+/// joins this one, so nothing keeps the broker (and its directory lock) alive after.
+fn linger_loop(linger: &LingerQueue, codecs: &Codecs) {
     let mut due = linger.due.lock();
     loop {
         if due.stop {
@@ -667,8 +687,8 @@ fn linger_loop(linger: &LingerQueue, producer: &Weak<ProducerInner>) {
         }
         let (_, queue, generation) = due.entries.pop_front().expect("front exists");
         drop(due);
-        if let (Some(queue), Some(p)) = (queue.upgrade(), producer.upgrade()) {
-            flush_generation(&p.codecs, &queue, Some(generation));
+        if let Some(queue) = queue.upgrade() {
+            flush_generation(codecs, &queue, Some(generation));
         }
         due = linger.due.lock();
     }
