@@ -2,9 +2,10 @@
 
 mod partitioner;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -35,6 +36,10 @@ pub struct ProducerConfig {
     /// Kafka: `partitioner.class`. Chooses the partition of records that name none;
     /// `None` uses Kafka's built-in rule (murmur2 of the key, sticky when keyless).
     pub partitioner: Option<Arc<dyn Partitioner>>,
+    /// Kafka: `buffer.memory`. Bytes of full batches that may wait for the sender thread
+    /// (default 32 MiB); past it, `send` appends its partition's batches itself, which
+    /// slows the caller down to the log's pace instead of growing memory.
+    pub buffer_memory: usize,
 }
 
 impl Default for ProducerConfig {
@@ -44,6 +49,7 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             compression: Compression::None,
             partitioner: None,
+            buffer_memory: 32 << 20,
         }
     }
 }
@@ -176,6 +182,17 @@ impl SendHandle {
     }
 }
 
+/// Unique ids for producers, so a per-thread cache never mistakes one for another.
+static NEXT_PRODUCER_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The last topic this thread sent to: (producer id, broker topic epoch, name, queues).
+    /// Most senders send to one topic; this skips the map lookup and its lock. Weak, so
+    /// it keeps nothing alive.
+    static LAST_TOPIC: RefCell<Option<(u64, u64, String, Weak<TopicQueues>)>> =
+        const { RefCell::new(None) };
+}
+
 /// FNV-1a: topic names are short, and SipHash's DoS resistance buys nothing for a map
 /// keyed by the application's own topic names.
 #[derive(Default)]
@@ -237,8 +254,13 @@ struct PartitionQueue {
     batch_limit: usize,
     log: Arc<Log>,
     open: Mutex<OpenBatch>,
-    /// Held from taking a batch until its append ends, so batches reach the log in the
-    /// order they were taken.
+    /// Batches taken from `open` and not yet appended, in the order they were taken
+    /// (pushed while `open` is held, so the order is the order of the records).
+    pending: Mutex<VecDeque<(BatchBuilder, Arc<BatchState>)>>,
+    /// Whether the sender thread has this queue on its list.
+    scheduled: AtomicBool,
+    /// Held while draining `pending`, so batches reach the log one drain at a time, in
+    /// order.
     append: Mutex<()>,
     /// The first append failure since the last `flush`, which reports it: a caller that
     /// dropped its handles still learns that records were lost.
@@ -280,6 +302,8 @@ impl TopicQueues {
                 batch_limit: self.batch_limit,
                 log,
                 open: Mutex::new(OpenBatch::new(self.compression, self.batch_limit)),
+                pending: Mutex::new(VecDeque::new()),
+                scheduled: AtomicBool::new(false),
                 append: Mutex::new(()),
                 failed: Mutex::new(None),
             }));
@@ -288,31 +312,132 @@ impl TopicQueues {
     }
 }
 
-/// Deadlines of batches waiting for `linger`, oldest first (linger is fixed, so the
-/// order of scheduling is the order of deadlines).
-#[derive(Debug, Default)]
-struct LingerQueue {
-    due: Mutex<LingerState>,
+/// The producer's sender thread and what it works on: partitions with full batches to
+/// append, and deadlines of batches waiting for `linger` (oldest first: linger is fixed,
+/// so the order of scheduling is the order of deadlines).
+#[derive(Debug)]
+struct Sender {
+    state: Mutex<SenderState>,
     wake: Condvar,
+    codecs: Codecs,
+    /// Bytes of batches in the partitions' `pending` queues.
+    pending_bytes: AtomicUsize,
+    buffer_memory: usize,
 }
 
 #[derive(Debug, Default)]
-struct LingerState {
-    entries: VecDeque<(Instant, Weak<PartitionQueue>, u64)>,
+struct SenderState {
+    ready: VecDeque<Weak<PartitionQueue>>,
+    linger: VecDeque<(Instant, Weak<PartitionQueue>, u64)>,
     stop: bool,
+}
+
+impl Sender {
+    /// Queues batches taken from `queue` (already in its `pending`) for the sender
+    /// thread, or appends them on this thread when too much is waiting.
+    fn hand_off(&self, queue: &Arc<PartitionQueue>, bytes: usize) {
+        let waiting = self.pending_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if waiting > self.buffer_memory {
+            self.drain(queue);
+        } else if !queue.scheduled.swap(true, Ordering::AcqRel) {
+            self.state.lock().ready.push_back(Arc::downgrade(queue));
+            self.wake.notify_one();
+        }
+    }
+
+    /// Appends everything pending for `queue`, in order, as few `writev`s as possible.
+    fn drain(&self, queue: &PartitionQueue) {
+        let _order = queue.append.lock();
+        queue.scheduled.store(false, Ordering::Release);
+        loop {
+            let batches: Vec<_> = queue.pending.lock().drain(..).collect();
+            if batches.is_empty() {
+                return;
+            }
+            let bytes: usize = batches.iter().map(|(b, _)| b.estimated_size()).sum();
+            append_ready(&self.codecs, queue, batches);
+            self.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes the open batch of `queue` (if it holds records and, when `generation` is
+    /// given, is still that batch) and appends it with everything pending before it.
+    fn flush_queue(&self, queue: &PartitionQueue, generation: Option<u64>) {
+        {
+            let mut open = queue.open.lock();
+            if !open.builder.is_empty() && generation.is_none_or(|g| g == open.generation) {
+                let taken = open.take(queue.batch_limit);
+                self.pending_bytes
+                    .fetch_add(taken.0.estimated_size(), Ordering::AcqRel);
+                queue.pending.lock().push_back(taken);
+            } else if generation.is_some() {
+                return;
+            }
+        }
+        self.drain(queue);
+    }
+
+    fn schedule_linger(&self, queue: &Arc<PartitionQueue>, deadline: Instant, generation: u64) {
+        let mut state = self.state.lock();
+        let was_empty = state.linger.is_empty();
+        state
+            .linger
+            .push_back((deadline, Arc::downgrade(queue), generation));
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The sender thread: appends partitions' full batches as they are handed off, and
+    /// each other batch `linger` after its first record unless it went before.
+    ///
+    /// It holds no reference to the producer (or its broker), only weak ones to partition
+    /// queues: dropping the last `Producer` runs the final flush on the dropping thread and
+    /// joins this one, so nothing keeps the broker (and its directory lock) alive after.
+    fn run(&self) {
+        let mut state = self.state.lock();
+        loop {
+            if state.stop {
+                return;
+            }
+            if let Some(queue) = state.ready.pop_front() {
+                drop(state);
+                if let Some(queue) = queue.upgrade() {
+                    self.drain(&queue);
+                }
+                state = self.state.lock();
+                continue;
+            }
+            let Some(&(deadline, _, _)) = state.linger.front() else {
+                self.wake.wait(&mut state);
+                continue;
+            };
+            if Instant::now() < deadline {
+                self.wake.wait_until(&mut state, deadline);
+                continue;
+            }
+            let (_, queue, generation) = state.linger.pop_front().expect("front exists");
+            drop(state);
+            if let Some(queue) = queue.upgrade() {
+                self.flush_queue(&queue, Some(generation));
+            }
+            state = self.state.lock();
+        }
+    }
 }
 
 #[derive(Debug)]
 struct ProducerInner {
     broker: Broker,
     config: ProducerConfig,
-    codecs: Codecs,
     topics: RwLock<HashMap<String, Arc<TopicQueues>, BuildHasherDefault<Fnv>>>,
-    linger: Arc<LingerQueue>,
-    linger_thread: Mutex<Option<JoinHandle<()>>>,
+    sender: Arc<Sender>,
+    sender_thread: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
     /// The broker's topic epoch when `topics` was last checked.
     seen_epoch: AtomicU64,
+    /// This producer's unique id (for the per-thread topic cache).
+    id: u64,
 }
 
 /// Sends records to a broker's topics, batching per partition.
@@ -326,23 +451,28 @@ pub struct Producer {
 
 impl Producer {
     pub(crate) fn new(broker: Broker, config: ProducerConfig) -> Producer {
-        let linger = Arc::new(LingerQueue::default());
-        let inner = Arc::new(ProducerInner {
+        let sender = Arc::new(Sender {
+            state: Mutex::new(SenderState::default()),
+            wake: Condvar::new(),
             codecs: broker.config().codecs.clone(),
+            pending_bytes: AtomicUsize::new(0),
+            buffer_memory: config.buffer_memory,
+        });
+        let inner = Arc::new(ProducerInner {
             broker,
             config,
             topics: RwLock::new(HashMap::default()),
-            linger: linger.clone(),
-            linger_thread: Mutex::new(None),
+            sender: sender.clone(),
+            sender_thread: Mutex::new(None),
             closed: AtomicBool::new(false),
             seen_epoch: AtomicU64::new(0),
+            id: NEXT_PRODUCER_ID.fetch_add(1, Ordering::Relaxed),
         });
-        let codecs = inner.codecs.clone();
         let thread = std::thread::Builder::new()
-            .name("partlog-linger".into())
-            .spawn(move || linger_loop(&linger, &codecs))
-            .expect("spawn the producer's linger thread");
-        *inner.linger_thread.lock() = Some(thread);
+            .name("partlog-sender".into())
+            .spawn(move || sender.run())
+            .expect("spawn the producer's sender thread");
+        *inner.sender_thread.lock() = Some(thread);
         Producer { inner }
     }
 
@@ -352,6 +482,23 @@ impl Producer {
     }
 
     fn topic(&self, name: &str) -> Result<Arc<TopicQueues>> {
+        let epoch = self.inner.broker.topic_epoch();
+        let cached = LAST_TOPIC.with(|c| {
+            let c = c.borrow();
+            let (id, e, n, t) = c.as_ref()?;
+            (*id == self.inner.id && *e == epoch && n == name).then(|| t.upgrade())?
+        });
+        if let Some(t) = cached {
+            return Ok(t);
+        }
+        let t = self.topic_slow(name)?;
+        LAST_TOPIC.with(|c| {
+            *c.borrow_mut() = Some((self.inner.id, epoch, name.to_string(), Arc::downgrade(&t)));
+        });
+        Ok(t)
+    }
+
+    fn topic_slow(&self, name: &str) -> Result<Arc<TopicQueues>> {
         // A topic deleted (and maybe created again) since it was cached must be looked up
         // afresh; one atomic load tells whether anything changed.
         let epoch = self.inner.broker.topic_epoch();
@@ -400,8 +547,10 @@ impl Producer {
     ///
     /// The partition is the record's own, else the configured partitioner's choice, else
     /// Kafka's: `(murmur2(key) & 0x7fffffff) % partitions` for a key, a sticky partition
-    /// for keyless records. A batch is appended when it reaches `batch_size` bytes (by the
-    /// thread whose record filled it) or `linger` after its first record.
+    /// for keyless records. A batch is appended by the producer's sender thread when it
+    /// reaches `batch_size` bytes or `linger` after its first record; the sender writes
+    /// every batch waiting for a partition with one `writev`. When more than
+    /// `buffer_memory` bytes wait, `send` appends them itself.
     ///
     /// # Errors
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`], [`Error::RecordTooLarge`],
@@ -417,6 +566,15 @@ impl Producer {
         // taken against the partition's open batch.
         let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + 8;
         let partition = self.choose_partition(&record, &topics, partitions, size)?;
+        {
+            // The common case: the queue exists; enqueue under the read lock, without
+            // touching its reference count.
+            let queues = topics.queues.read();
+            let max = topics.topic.config.max_message_bytes as usize;
+            if let Some(queue) = queues.get(partition as usize) {
+                return self.enqueue(queue, &record, ts, max);
+            }
+        }
         let queue = topics.queue(partition)?;
         self.enqueue(
             &queue,
@@ -474,9 +632,10 @@ impl Producer {
                 limit: max_message_bytes,
             });
         }
-        let mut ready = Vec::new();
+        let mut handed_off = 0;
         if !open.builder.is_empty() && open.builder.estimated_size() + size > batch_size {
-            ready.push(open.take(batch_size));
+            handed_off += open.builder.estimated_size();
+            queue.pending.lock().push_back(open.take(batch_size));
             // Deltas against a new first record differ: size it again.
             body = open.builder.body_size(ts, key, value, headers);
         }
@@ -489,37 +648,21 @@ impl Producer {
             timestamp: ts,
         };
         if open.builder.estimated_size() >= batch_size {
-            ready.push(open.take(batch_size));
+            handed_off += open.builder.estimated_size();
+            queue.pending.lock().push_back(open.take(batch_size));
         } else if started {
-            self.schedule_linger(queue, open.generation);
+            // A linger too large for an `Instant` means: append only when full or flushed.
+            if let Some(deadline) = Instant::now().checked_add(self.inner.config.linger) {
+                self.inner
+                    .sender
+                    .schedule_linger(queue, deadline, open.generation);
+            }
         }
-        if !ready.is_empty() {
-            let order = queue.append.lock();
-            drop(open);
-            self.append(queue, ready);
-            drop(order);
+        drop(open);
+        if handed_off > 0 {
+            self.inner.sender.hand_off(queue, handed_off);
         }
         Ok(handle)
-    }
-
-    fn schedule_linger(&self, queue: &Arc<PartitionQueue>, generation: u64) {
-        // A linger too large for an `Instant` means: append only when full or flushed.
-        let Some(deadline) = Instant::now().checked_add(self.inner.config.linger) else {
-            return;
-        };
-        let mut due = self.inner.linger.due.lock();
-        let was_empty = due.entries.is_empty();
-        due.entries
-            .push_back((deadline, Arc::downgrade(queue), generation));
-        if was_empty {
-            self.inner.linger.wake.notify_one();
-        }
-    }
-
-    /// Encodes and appends taken batches in one chunk, then resolves their handles.
-    /// The caller holds the queue's append lock.
-    fn append(&self, queue: &PartitionQueue, ready: Vec<(BatchBuilder, Arc<BatchState>)>) {
-        append_ready(&self.inner.codecs, queue, ready);
     }
 
     /// Sends a record and waits for its append (its partition's batch is appended at
@@ -532,7 +675,7 @@ impl Producer {
         if !handle.is_done() {
             let topics = self.topic(record.topic)?;
             let queue = topics.queue(handle.partition)?;
-            flush_queue(&self.inner.codecs, &queue);
+            self.inner.sender.flush_queue(&queue, None);
         }
         handle.wait()
     }
@@ -581,7 +724,7 @@ impl ProducerInner {
         for t in topics {
             let queues: Vec<Arc<PartitionQueue>> = t.queues.read().clone();
             for q in queues {
-                flush_queue(&self.codecs, &q);
+                self.sender.flush_queue(&q, None);
                 if let Some(e) = q.failed.lock().take() {
                     first.get_or_insert(e);
                 }
@@ -595,32 +738,13 @@ impl Drop for ProducerInner {
     fn drop(&mut self) {
         // Failures reach the records' handles; there is no caller left to return them to.
         let _reported_through_handles = self.flush_all();
-        self.linger.due.lock().stop = true;
-        self.linger.wake.notify_all();
-        if let Some(t) = self.linger_thread.lock().take() {
-            // A panic in the linger thread already failed its batch's handles.
+        self.sender.state.lock().stop = true;
+        self.sender.wake.notify_all();
+        if let Some(t) = self.sender_thread.lock().take() {
+            // A panic in the sender thread already failed its batch's handles.
             let _joined = t.join();
         }
     }
-}
-
-/// Appends a queue's open batch if it holds records.
-fn flush_queue(codecs: &Codecs, queue: &PartitionQueue) {
-    flush_generation(codecs, queue, None);
-}
-
-/// Appends a queue's open batch if it holds records and, when `generation` is given, is
-/// still that batch.
-fn flush_generation(codecs: &Codecs, queue: &PartitionQueue, generation: Option<u64>) {
-    let mut open = queue.open.lock();
-    if open.builder.is_empty() || generation.is_some_and(|g| g != open.generation) {
-        return;
-    }
-    let taken = open.take(queue.batch_limit);
-    let order = queue.append.lock();
-    drop(open);
-    append_ready(codecs, queue, vec![taken]);
-    drop(order);
 }
 
 fn append_ready(
@@ -631,7 +755,7 @@ fn append_ready(
     let mut encoded = Vec::with_capacity(ready.len());
     let mut states = Vec::with_capacity(ready.len());
     for (builder, state) in ready {
-        match builder.build(codecs) {
+        match builder.into_encoded(codecs) {
             Ok(batch) => {
                 encoded.push(batch);
                 states.push(state);
@@ -662,34 +786,5 @@ fn append_ready(
                 state.complete(Err(e.clone()));
             }
         }
-    }
-}
-
-/// The linger thread: appends each batch `linger` after its first record unless it was
-/// appended before (full, flushed).
-///
-/// It holds no reference to the producer (or its broker), only weak ones to partition
-/// queues: dropping the last `Producer` runs the final flush on the dropping thread and
-/// joins this one, so nothing keeps the broker (and its directory lock) alive after.
-fn linger_loop(linger: &LingerQueue, codecs: &Codecs) {
-    let mut due = linger.due.lock();
-    loop {
-        if due.stop {
-            return;
-        }
-        let Some(&(deadline, _, _)) = due.entries.front() else {
-            linger.wake.wait(&mut due);
-            continue;
-        };
-        if Instant::now() < deadline {
-            linger.wake.wait_until(&mut due, deadline);
-            continue;
-        }
-        let (_, queue, generation) = due.entries.pop_front().expect("front exists");
-        drop(due);
-        if let Some(queue) = queue.upgrade() {
-            flush_generation(codecs, &queue, Some(generation));
-        }
-        due = linger.due.lock();
     }
 }

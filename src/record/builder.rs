@@ -37,8 +37,9 @@ impl Default for ProducerInfo {
 /// Builds one RecordBatch v2 from records.
 ///
 /// Records get offset deltas 0, 1, 2, …; the log assigns the base offset at append.
-/// The builder keeps the uncompressed records in one buffer and compresses once in
-/// [`BatchBuilder::build`].
+/// The builder keeps the uncompressed records in one buffer, after room for the 61-byte
+/// header, and compresses once in [`BatchBuilder::build`]; an uncompressed batch from
+/// [`BatchBuilder::into_encoded`] gets its header written in place, without a copy.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     compression: Compression,
@@ -64,14 +65,16 @@ impl BatchBuilder {
             max_timestamp: NO_TIMESTAMP,
             max_timestamp_delta: 0,
             count: 0,
-            records: Vec::new(),
+            records: vec![0; BATCH_HEADER_SIZE],
         }
     }
 
     /// An empty builder whose record buffer starts with `capacity` bytes reserved.
     pub fn with_capacity(compression: Compression, capacity: usize) -> BatchBuilder {
         let mut b = BatchBuilder::new(compression);
-        b.records.reserve(capacity);
+        let mut records = Vec::with_capacity(capacity.max(BATCH_HEADER_SIZE));
+        records.resize(BATCH_HEADER_SIZE, 0);
+        b.records = records;
         b
     }
 
@@ -114,7 +117,7 @@ impl BatchBuilder {
 
     /// The size the batch would have uncompressed.
     pub fn estimated_size(&self) -> usize {
-        BATCH_HEADER_SIZE + self.records.len()
+        self.records.len()
     }
 
     /// The size a record would add to the uncompressed batch.
@@ -209,9 +212,31 @@ impl BatchBuilder {
     /// # Errors
     /// [`DecodeError::CodecUnavailable`] or [`DecodeError::Codec`] from the codec.
     pub fn build(&self, codecs: &Codecs) -> Result<EncodedBatch, DecodeError> {
-        let mut out = Vec::with_capacity(BATCH_HEADER_SIZE + self.records.len());
+        let mut out = Vec::with_capacity(self.records.len());
         out.resize(BATCH_HEADER_SIZE, 0);
-        codecs.compress(self.compression, &self.records, &mut out)?;
+        codecs.compress(
+            self.compression,
+            &self.records[BATCH_HEADER_SIZE..],
+            &mut out,
+        )?;
+        Ok(self.finish(out))
+    }
+
+    /// Like [`BatchBuilder::build`], consuming the builder: an uncompressed batch is
+    /// finished in the builder's own buffer, without copying the records.
+    ///
+    /// # Errors
+    /// [`DecodeError::CodecUnavailable`] or [`DecodeError::Codec`] from the codec.
+    pub fn into_encoded(mut self, codecs: &Codecs) -> Result<EncodedBatch, DecodeError> {
+        if self.compression == Compression::None {
+            let out = std::mem::take(&mut self.records);
+            return Ok(self.finish(out));
+        }
+        self.build(codecs)
+    }
+
+    /// Writes the header into `out[..61]` (the records follow) and wraps it.
+    fn finish(&self, mut out: Vec<u8>) -> EncodedBatch {
         let mut attributes = i16::from(self.compression.id());
         if self.transactional {
             attributes |= ATTR_TRANSACTIONAL;
@@ -219,25 +244,24 @@ impl BatchBuilder {
         if self.control {
             attributes |= ATTR_CONTROL;
         }
-        let last_offset_delta = (self.count - 1).max(0);
         let header = HeaderFields {
             attributes,
-            last_offset_delta,
+            last_offset_delta: (self.count - 1).max(0),
             base_timestamp: self.base_timestamp,
             max_timestamp: self.max_timestamp,
             producer: self.producer,
             records_count: self.count,
         };
         header.write(&mut out);
-        Ok(EncodedBatch {
+        EncodedBatch {
             bytes: out,
             max_timestamp_delta: self.max_timestamp_delta,
-        })
+        }
     }
 
     /// Empties the builder for reuse, keeping its buffer's capacity and settings.
     pub fn clear(&mut self) {
-        self.records.clear();
+        self.records.truncate(BATCH_HEADER_SIZE);
         self.count = 0;
         self.base_timestamp = NO_TIMESTAMP;
         self.max_timestamp = NO_TIMESTAMP;
