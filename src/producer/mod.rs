@@ -185,12 +185,14 @@ impl SendHandle {
 /// Unique ids for producers, so a per-thread cache never mistakes one for another.
 static NEXT_PRODUCER_ID: AtomicU64 = AtomicU64::new(1);
 
+/// (producer id, broker topic epoch, topic name, its queues).
+type CachedTopic = (u64, u64, String, Weak<TopicQueues>);
+
 thread_local! {
     /// The last topic this thread sent to: (producer id, broker topic epoch, name, queues).
     /// Most senders send to one topic; this skips the map lookup and its lock. Weak, so
     /// it keeps nothing alive.
-    static LAST_TOPIC: RefCell<Option<(u64, u64, String, Weak<TopicQueues>)>> =
-        const { RefCell::new(None) };
+    static LAST_TOPIC: RefCell<Option<CachedTopic>> = const { RefCell::new(None) };
 }
 
 /// FNV-1a: topic names are short, and SipHash's DoS resistance buys nothing for a map
