@@ -7,7 +7,7 @@ mod store;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -25,11 +25,20 @@ pub(crate) struct Topic {
     pub(crate) name: Arc<str>,
     pub(crate) config: TopicConfig,
     pub(crate) partitions: RwLock<Vec<Arc<Log>>>,
+    /// `partitions.len()`, readable on every send without taking the lock.
+    count: AtomicI32,
 }
 
 impl Topic {
     pub(crate) fn partition_count(&self) -> i32 {
-        self.partitions.read().len() as i32
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Adds the next partition's log.
+    fn push_partition(&self, log: Arc<Log>) {
+        let mut parts = self.partitions.write();
+        parts.push(log);
+        self.count.store(parts.len() as i32, Ordering::Release);
     }
 
     pub(crate) fn log(&self, partition: i32) -> Result<Arc<Log>> {
@@ -95,10 +104,11 @@ impl Broker {
                 name: name.as_str().into(),
                 config: topic_config,
                 partitions: RwLock::new(Vec::new()),
+                count: AtomicI32::new(0),
             };
             for p in 0..count {
                 let log = dir.open_log(&name, p, topic.config.log_config())?;
-                topic.partitions.write().push(log);
+                topic.push_partition(log);
             }
             topics.insert(name, Arc::new(topic));
         }
@@ -180,13 +190,14 @@ impl Broker {
             name: name.into(),
             config,
             partitions: RwLock::new(Vec::with_capacity(partitions as usize)),
+            count: AtomicI32::new(0),
         };
         for p in 0..partitions {
             let log = self
                 .inner
                 .dir
                 .open_log(name, p, topic.config.log_config())?;
-            topic.partitions.write().push(log);
+            topic.push_partition(log);
         }
         self.inner
             .topics
@@ -295,7 +306,7 @@ impl Broker {
                 .inner
                 .dir
                 .open_log(name, p, topic.config.log_config())?;
-            topic.partitions.write().push(log);
+            topic.push_partition(log);
         }
         self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
         self.save_topics()
