@@ -1,7 +1,8 @@
 //! Partition-log hot paths, each beside its floor on this machine, in the same run:
 //!
-//! - `append/*`: 100-byte records in 16 KiB batches, no fsync, against a plain sequential
-//!   `write` of the same bytes in 1 MiB chunks;
+//! - `append/*`: 100-byte records in 16 KiB batches, no fsync, one `append` per batch and
+//!   one `append_batches` per 64 batches, against a plain sequential `write` of the same
+//!   bytes in 1 MiB chunks;
 //! - `read/*`: every record decoded back, against a plain `read` of the segment files;
 //! - `lookup/*`: a read at a random offset and a lookup at a random timestamp;
 //! - `recovery/*`: opening after an unclean shutdown (every batch CRC-checked, indexes
@@ -57,6 +58,28 @@ fn append(c: &mut Criterion) {
                 let start = Instant::now();
                 for batch in input {
                     log.append(batch).unwrap();
+                }
+                total += start.elapsed();
+                drop(log);
+            }
+            total
+        })
+    });
+    g.bench_function("partlog_append_batches_64x16KiB", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let tmp = scratch();
+                let mut input = batches.clone();
+                let mut chunks = Vec::new();
+                while !input.is_empty() {
+                    let rest = input.split_off(input.len().min(64));
+                    chunks.push(std::mem::replace(&mut input, rest));
+                }
+                let log = Log::open(tmp.path().join("t-0"), LogConfig::default()).unwrap();
+                let start = Instant::now();
+                for chunk in chunks {
+                    log.append_batches(chunk).unwrap();
                 }
                 total += start.elapsed();
                 drop(log);

@@ -51,6 +51,8 @@ impl fmt::Display for TopicCompression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TopicCompression::Producer => f.write_str("producer"),
+            // Kafka's topic-level name for no compression is `uncompressed`.
+            TopicCompression::Codec(Compression::None) => f.write_str("uncompressed"),
             TopicCompression::Codec(c) => f.write_str(c.name()),
         }
     }

@@ -200,6 +200,9 @@ impl LogDir {
         let key = (topic.to_string(), partition);
         let log = {
             let mut state = self.state.lock();
+            if state.closed {
+                return Err(Error::Closed(self.path.display().to_string()));
+            }
             state.recovery_points.remove(&key);
             state.log_start_offsets.remove(&key);
             state.logs.remove(&key)
@@ -268,6 +271,19 @@ impl LogDir {
         write_checkpoint(&self.path.join(LOG_START_OFFSETS), &log_start_offsets)
     }
 
+    fn close_logs(&self, logs: &[Arc<Log>]) -> Result<()> {
+        for log in logs {
+            log.close()?;
+        }
+        self.checkpoint()?;
+        let marker = self.path.join(CLEAN_SHUTDOWN);
+        fs::write(&marker, b"{\"version\":0,\"brokerEpoch\":0}").at(&marker)?;
+        fs::File::open(&marker)
+            .and_then(|f| f.sync_all())
+            .at(&marker)?;
+        sync_dir(&self.path)
+    }
+
     /// Closes every log (flush, final time-index entries, trimmed indexes), writes the
     /// checkpoints, and then the clean-shutdown marker, unless a log failed to close.
     ///
@@ -282,16 +298,13 @@ impl LogDir {
             state.closed = true;
             state.logs.values().cloned().collect()
         };
-        for log in &logs {
-            log.close()?;
+        let result = self.close_logs(&logs);
+        if result.is_err() {
+            // Not closed after all: a later `close` tries again (and fails again while a
+            // log stays poisoned, so no clean-shutdown marker is ever written for it).
+            self.state.lock().closed = false;
+            return result;
         }
-        self.checkpoint()?;
-        let marker = self.path.join(CLEAN_SHUTDOWN);
-        fs::write(&marker, b"{\"version\":0,\"brokerEpoch\":0}").at(&marker)?;
-        fs::File::open(&marker)
-            .and_then(|f| f.sync_all())
-            .at(&marker)?;
-        sync_dir(&self.path)?;
         // Handles may outlive the close; the directory is free for another process now.
         self.lock.lock().take();
         Ok(())

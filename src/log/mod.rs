@@ -329,17 +329,12 @@ impl Log {
         let mut run_bytes = 0u64;
         for (batch, info) in batches.iter().zip(infos.iter()) {
             let size = batch.size() as u64;
-            if self.should_roll(w, run_bytes, run.len(), size, info) {
+            if self.should_roll(w, run_bytes, size, info) {
                 self.write_run(w, &run)?;
                 run.clear();
                 run_bytes = 0;
                 self.roll(w, info.base_offset)?;
             }
-            let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
-            if index_entry {
-                w.bytes_since_index = 0;
-            }
-            w.bytes_since_index += size;
             if w.first_batch_timestamp.is_none() {
                 w.first_batch_timestamp = Some(info.max_timestamp);
             }
@@ -347,7 +342,6 @@ impl Log {
                 bytes: batch.as_bytes(),
                 last_offset: info.last_offset,
                 max_timestamp: info.max_timestamp,
-                index_entry,
             });
             run_bytes += size;
         }
@@ -358,11 +352,22 @@ impl Log {
     }
 
     /// Writes a run to the active segment and publishes the new log end offset.
-    fn write_run(&self, w: &Writer, run: &[PendingBatch<'_>]) -> Result<()> {
+    ///
+    /// The run is one chunk in Kafka's sense (`LogSegment.append`): it gets one index
+    /// entry, (its last offset, its start position), when more than
+    /// `index.interval.bytes` were appended since the last entry. A single-batch append
+    /// is indexed exactly as Kafka indexes a produce request; a multi-batch run costs one
+    /// index update instead of one per batch, and a lookup scans its batch headers.
+    fn write_run(&self, w: &mut Writer, run: &[PendingBatch<'_>]) -> Result<()> {
         let Some(last) = run.last() else {
             return Ok(());
         };
-        w.active.append(run)?;
+        let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
+        if index_entry {
+            w.bytes_since_index = 0;
+        }
+        w.bytes_since_index += run.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
+        w.active.append(run, index_entry)?;
         self.log_end_offset
             .store(last.last_offset + 1, Ordering::SeqCst);
         Ok(())
@@ -387,14 +392,7 @@ impl Log {
 
     /// Whether the incoming batch must go to a new segment (Kafka's `shouldRoll`), given
     /// `run_bytes` in `run_len` batches already queued for the active segment.
-    fn should_roll(
-        &self,
-        w: &Writer,
-        run_bytes: u64,
-        run_len: usize,
-        size: u64,
-        info: &AppendInfo,
-    ) -> bool {
+    fn should_roll(&self, w: &Writer, run_bytes: u64, size: u64, info: &AppendInfo) -> bool {
         let seg = &w.active;
         let seg_size = seg.size() + run_bytes;
         if seg_size == 0 {
@@ -406,8 +404,8 @@ impl Log {
             _ => self.clock.now_ms().saturating_sub(w.created_ms),
         };
         let full_by_time = age > self.config.segment_ms;
-        // Every queued batch may add an entry to each index.
-        let full_index = seg.index_room() <= run_len;
+        // A run adds at most one entry to each index.
+        let full_index = seg.index_room() == 0;
         let overflow = info.last_offset - seg.base_offset() > i64::from(i32::MAX);
         full_by_size || full_by_time || full_index || overflow
     }
@@ -428,6 +426,9 @@ impl Log {
             self.config.segment_bytes as usize,
         )?);
         self.dir_dirty.store(true, Ordering::Release);
+        // The directory holds the sealed segment's entry (and the new one's): fsync it
+        // before the recovery point moves past the sealed segment.
+        sync_dir(&self.dir)?;
         self.segments.write().push(seg.clone());
         self.recovery_point.fetch_max(base_offset, Ordering::AcqRel);
         w.active = seg;
@@ -531,6 +532,7 @@ impl Log {
     /// [`Error::CorruptBatch`] or [`Error::Io`] naming the segment file.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
         let start = self.log_start_offset();
+        let end = self.log_end_offset();
         let segs: Vec<Arc<Segment>> = self.segments.read().clone();
         for seg in segs.iter().filter(|s| s.max_timestamp() >= timestamp) {
             let from = seg
@@ -543,6 +545,10 @@ impl Log {
                 continue;
             };
             loop {
+                // Like `read`, never past the log end offset loaded first.
+                if batch.base_offset() >= end {
+                    return Ok(None);
+                }
                 if batch.max_timestamp() >= timestamp
                     && let Some(found) =
                         self.first_at_or_after(seg, pos, &batch, timestamp, start)?
@@ -604,9 +610,12 @@ impl Log {
         }
         self.flush()?;
         let w = self.writer.lock();
+        let sealed = w.active.seal().and_then(|()| w.active.sync_indexes());
+        if let Err(e) = &sealed {
+            self.poison(e);
+            return sealed;
+        }
         self.closed.store(true, Ordering::Release);
-        w.active.seal()?;
-        w.active.sync_indexes()?;
         self.sync.notify_appended();
         Ok(())
     }

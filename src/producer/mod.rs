@@ -358,11 +358,19 @@ struct SenderState {
 }
 
 impl Sender {
-    /// Queues batches taken from `queue` (already in its `pending`) for the sender
-    /// thread, or appends them on this thread when too much is waiting.
-    fn hand_off(&self, queue: &Arc<PartitionQueue>, bytes: usize) {
-        let waiting = self.pending_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
-        if waiting > self.buffer_memory {
+    /// Puts a batch taken from `queue`'s open batch on its `pending` queue, counting its
+    /// bytes first (a drain may subtract them as soon as it is visible). The caller holds
+    /// `queue.open`, which keeps batches in record order.
+    fn push_pending(&self, queue: &PartitionQueue, taken: TakenBatch) {
+        self.pending_bytes
+            .fetch_add(taken.0.estimated_size(), Ordering::AcqRel);
+        queue.pending.lock().push_back(taken);
+    }
+
+    /// Has the sender thread append `queue`'s pending batches, or appends them on this
+    /// thread when too much is waiting.
+    fn hand_off(&self, queue: &Arc<PartitionQueue>) {
+        if self.pending_bytes.load(Ordering::Acquire) > self.buffer_memory {
             self.drain(queue);
         } else if !queue.scheduled.swap(true, Ordering::AcqRel) {
             self.state.lock().ready.push_back(Arc::downgrade(queue));
@@ -392,9 +400,7 @@ impl Sender {
             let mut open = queue.open.lock();
             if !open.builder.is_empty() && generation.is_none_or(|g| g == open.generation) {
                 let taken = open.take(queue.batch_limit);
-                self.pending_bytes
-                    .fetch_add(taken.0.estimated_size(), Ordering::AcqRel);
-                queue.pending.lock().push_back(taken);
+                self.push_pending(queue, taken);
             } else if generation.is_some() {
                 return;
             }
@@ -581,6 +587,12 @@ impl Producer {
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`], [`Error::RecordTooLarge`],
     /// [`Error::Closed`]. Failures of the append itself reach the handle.
     pub fn send(&self, record: ProducerRecord<'_>) -> Result<SendHandle> {
+        self.send_with(record, true)
+    }
+
+    /// `send`; `linger` false skips scheduling the batch's linger deadline (the caller
+    /// appends it at once), sparing the sender thread a wake-up.
+    fn send_with(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         self.check_open()?;
         let topics = self.topic(record.topic)?;
         let partitions = topics.topic.partition_count();
@@ -597,16 +609,12 @@ impl Producer {
             let queues = topics.queues.read();
             let max = topics.topic.config.max_message_bytes as usize;
             if let Some(queue) = queues.get(partition as usize) {
-                return self.enqueue(queue, &record, ts, max);
+                return self.enqueue(queue, &record, ts, max, linger);
             }
         }
         let queue = topics.queue(partition)?;
-        self.enqueue(
-            &queue,
-            &record,
-            ts,
-            topics.topic.config.max_message_bytes as usize,
-        )
+        let max = topics.topic.config.max_message_bytes as usize;
+        self.enqueue(&queue, &record, ts, max, linger)
     }
 
     fn choose_partition(
@@ -644,6 +652,7 @@ impl Producer {
         record: &ProducerRecord<'_>,
         ts: i64,
         max_message_bytes: usize,
+        linger: bool,
     ) -> Result<SendHandle> {
         let batch_size = queue.batch_limit;
         let mut open = queue.open.lock();
@@ -657,10 +666,11 @@ impl Producer {
                 limit: max_message_bytes,
             });
         }
-        let mut handed_off = 0;
+        let sender = &self.inner.sender;
+        let mut handed_off = false;
         if !open.builder.is_empty() && open.builder.estimated_size() + size > batch_size {
-            handed_off += open.builder.estimated_size();
-            queue.pending.lock().push_back(open.take(batch_size));
+            sender.push_pending(queue, open.take(batch_size));
+            handed_off = true;
             // Deltas against a new first record differ: size it again.
             body = open.builder.body_size(ts, key, value, headers);
         }
@@ -673,9 +683,9 @@ impl Producer {
             timestamp: ts,
         };
         if open.builder.estimated_size() >= batch_size {
-            handed_off += open.builder.estimated_size();
-            queue.pending.lock().push_back(open.take(batch_size));
-        } else if started {
+            sender.push_pending(queue, open.take(batch_size));
+            handed_off = true;
+        } else if started && linger {
             // A linger too large for an `Instant` means: append only when full or flushed.
             if let Some(deadline) = Instant::now().checked_add(self.inner.config.linger) {
                 self.inner
@@ -684,8 +694,8 @@ impl Producer {
             }
         }
         drop(open);
-        if handed_off > 0 {
-            self.inner.sender.hand_off(queue, handed_off);
+        if handed_off {
+            sender.hand_off(queue);
         }
         Ok(handle)
     }
@@ -696,7 +706,7 @@ impl Producer {
     /// # Errors
     /// What [`Producer::send`] and [`SendHandle::wait`] return.
     pub fn send_blocking(&self, record: ProducerRecord<'_>) -> Result<RecordMetadata> {
-        let handle = self.send(record)?;
+        let handle = self.send_with(record, false)?;
         if !handle.is_done() {
             let topics = self.topic(record.topic)?;
             let queue = topics.queue(handle.partition)?;

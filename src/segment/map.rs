@@ -72,7 +72,7 @@ impl LogMap {
 fn map_log(file: &File, len: usize) -> std::io::Result<Mmap> {
     // SAFETY: the map is read through `published_range` only, over bytes below the
     // segment's published size. Those bytes are never modified or truncated while the
-    // segment is open: appends write after them with `pwrite`, and the only truncation of
+    // segment is open: appends write after them through the file (`write`/`writev`), and the only truncation of
     // a `.log` file (recovery) happens before its segment is mapped for readers. Another
     // process must not write the file: `LogDir` holds the data directory's OS lock.
     unsafe { MmapOptions::new().len(len).map(file) }

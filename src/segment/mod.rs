@@ -49,8 +49,6 @@ pub(crate) struct PendingBatch<'a> {
     pub last_offset: i64,
     /// Its `maxTimestamp`.
     pub max_timestamp: i64,
-    /// Whether an index entry (last offset, start position) goes in before it.
-    pub index_entry: bool,
 }
 
 /// Writes every batch of `run` at `pos`, in as few `writev` calls as the kernel allows.
@@ -228,29 +226,30 @@ impl Segment {
     }
 
     /// Writes a run of batches at the end of the segment with one `writev` (the single
-    /// writer's call), adds the index entries they ask for, then publishes the new size.
+    /// writer's call), adds one index entry for the run when asked (its last offset, its
+    /// start position), then publishes the new size.
     ///
-    /// The bytes are written before their index entries so that an entry never points at
-    /// bytes a reader cannot see, and published last so that a reader never sees part of
-    /// a batch.
-    pub(crate) fn append(&self, run: &[PendingBatch<'_>]) -> Result<()> {
+    /// Readers never see the new bytes before the size is published, so they never see
+    /// part of a batch; an index entry may briefly point past the published size, which
+    /// is harmless because scans never start beyond it.
+    pub(crate) fn append(&self, run: &[PendingBatch<'_>], index_entry: bool) -> Result<()> {
         let start = self.size.load(Ordering::Relaxed);
         write_all_vectored_at(&self.file, run, start).at(&self.log_path)?;
-        let mut pos = start;
+        let mut end = start;
         for b in run {
             if b.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
                 self.offset_of_max_timestamp
                     .store(b.last_offset, Ordering::Relaxed);
                 self.max_timestamp.store(b.max_timestamp, Ordering::Release);
             }
-            if b.index_entry {
-                self.index.write().push(b.last_offset, pos as u32);
-                let (ts, off) = self.max_timestamp_and_offset();
-                self.time_index.write().maybe_push(ts, off, false);
-            }
-            pos += b.bytes.len() as u64;
+            end += b.bytes.len() as u64;
         }
-        self.size.store(pos, Ordering::Release);
+        if let (true, Some(last)) = (index_entry, run.last()) {
+            self.index.write().push(last.last_offset, start as u32);
+            let (ts, off) = self.max_timestamp_and_offset();
+            self.time_index.write().maybe_push(ts, off, false);
+        }
+        self.size.store(end, Ordering::Release);
         Ok(())
     }
 
@@ -377,7 +376,12 @@ impl Segment {
                 Scanned::End => break None,
                 Scanned::Torn(_) => break Some(TruncationReason::TornTail),
                 Scanned::Corrupt(_, e) => break Some(TruncationReason::Corrupt(e)),
-                Scanned::Legacy(position, magic) => return Err(self.legacy(position, magic)),
+                Scanned::Legacy(position, magic) => {
+                    // Leave no preallocated (zero-padded) index behind on the refused open.
+                    index.file_mut().trim()?;
+                    time_index.file_mut().trim()?;
+                    return Err(self.legacy(position, magic));
+                }
             };
             if let Err(e) = batch.verify_crc() {
                 break Some(TruncationReason::Corrupt(e));
