@@ -3,7 +3,6 @@
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
 
 /// Java's `Utils.murmur2`: the hash Kafka's default partitioner applies to key bytes.
 ///
@@ -61,38 +60,47 @@ pub trait Partitioner: Send + Sync + Debug {
 
 /// The keyless path of Kafka's built-in partitioner (KIP-794): one "sticky" partition per
 /// topic, switched for a random other one after `batch_size` bytes went to it.
+///
+/// The partition and the bytes sent to it share one atomic word (partition in the high
+/// 32 bits, bytes in the low 32), so a send costs one compare-and-swap, not a lock.
 #[derive(Debug)]
 pub(crate) struct Sticky {
-    state: Mutex<StickyState>,
+    state: AtomicU64,
     rng: AtomicU64,
 }
 
-#[derive(Debug)]
-struct StickyState {
-    partition: i32,
-    bytes: usize,
-}
+/// No partition chosen yet.
+const UNSET: u64 = u64::MAX;
 
 impl Sticky {
     pub(crate) fn new(seed: u64) -> Sticky {
         Sticky {
-            state: Mutex::new(StickyState {
-                partition: -1,
-                bytes: 0,
-            }),
+            state: AtomicU64::new(UNSET),
             rng: AtomicU64::new(seed | 1),
         }
     }
 
     /// The partition for a keyless record of `size` bytes; switches after `batch_size`.
     pub(crate) fn next(&self, partitions: i32, size: usize, batch_size: usize) -> i32 {
-        let mut s = self.state.lock();
-        if s.partition < 0 || s.partition >= partitions || s.bytes >= batch_size {
-            s.partition = self.pick(partitions, s.partition);
-            s.bytes = 0;
+        let size = size.min(u32::MAX as usize) as u64;
+        let mut cur = self.state.load(Ordering::Relaxed);
+        loop {
+            let (partition, bytes) = ((cur >> 32) as i32, cur & 0xffff_ffff);
+            let stale = cur == UNSET || partition >= partitions || bytes >= batch_size as u64;
+            let (partition, bytes) = if stale {
+                (self.pick(partitions, if cur == UNSET { -1 } else { partition }), 0)
+            } else {
+                (partition, bytes)
+            };
+            let new = ((partition as u64) << 32) | (bytes + size).min(0xffff_ffff);
+            match self
+                .state
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return partition,
+                Err(seen) => cur = seen,
+            }
         }
-        s.bytes += size;
-        s.partition
     }
 
     /// A random partition, different from `current` when there is a choice.
