@@ -89,8 +89,24 @@ fn main() {
         }
     }
     let (a, c, f) = (median(a), median(c), median(f));
-    println!("append, 100-byte records in 16 KiB batches, no fsync, {} MiB per round, median of {ROUNDS} interleaved rounds", bytes >> 20);
-    println!("{:<44} {:>8.0} MB/s  {:>5.0}% of floor", "partlog append (one batch per call)", a, 100.0 * a / f);
-    println!("{:<44} {:>8.0} MB/s  {:>5.0}% of floor", "partlog append_batches (64 batches per call)", c, 100.0 * c / f);
-    println!("{:<44} {:>8.0} MB/s", "floor: write of the same bytes, 1 MiB chunks", f);
+    println!(
+        "append, 100-byte records in 16 KiB batches, no fsync, {} MiB per round, median of {ROUNDS} interleaved rounds",
+        bytes >> 20
+    );
+    println!(
+        "{:<44} {:>8.0} MB/s  {:>5.0}% of floor",
+        "partlog append (one batch per call)",
+        a,
+        100.0 * a / f
+    );
+    println!(
+        "{:<44} {:>8.0} MB/s  {:>5.0}% of floor",
+        "partlog append_batches (64 batches per call)",
+        c,
+        100.0 * c / f
+    );
+    println!(
+        "{:<44} {:>8.0} MB/s",
+        "floor: write of the same bytes, 1 MiB chunks", f
+    );
 }

@@ -7,12 +7,11 @@
 //! topic: `<name> <partitions> key=value ...` with Kafka's topic config names.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::Path;
 
 use super::TopicConfig;
-use crate::error::{Error, IoContext, Result};
-use crate::log::sync_dir;
+use crate::error::Result;
+use crate::log::{bad_line, read_entry_lines, write_entry_lines};
 
 /// File name of the topic list.
 pub(crate) const TOPICS_FILE: &str = "partlog-topics";
@@ -20,50 +19,28 @@ pub(crate) const TOPICS_FILE: &str = "partlog-topics";
 /// Reads the topic list; a missing file is an empty list.
 pub(crate) fn read_topics(dir: &Path) -> Result<BTreeMap<String, (i32, TopicConfig)>> {
     let path = dir.join(TOPICS_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let bad = |line: usize, reason: String| Error::BadCheckpoint {
-        path: path.clone(),
-        line,
-        reason,
-    };
-    let mut lines = text.lines();
-    if lines.next() != Some("0") {
-        return Err(bad(1, "version is not 0".into()));
-    }
-    let count: usize = lines
-        .next()
-        .and_then(|l| l.parse().ok())
-        .ok_or_else(|| bad(2, "topic count is not a number".into()))?;
     let mut topics = BTreeMap::new();
-    for (i, line) in lines.enumerate() {
+    for (n, line) in read_entry_lines(&path)?.unwrap_or_default() {
+        let bad = |reason: String| bad_line(&path, n, reason);
         let mut fields = line.split_whitespace();
         let (Some(name), Some(parts)) = (fields.next(), fields.next()) else {
-            return Err(bad(
-                i + 3,
-                format!("expected `name partitions key=value...`, got {line:?}"),
-            ));
+            return Err(bad(format!(
+                "expected `name partitions key=value...`, got {line:?}"
+            )));
         };
         let parts: i32 = parts
             .parse()
-            .map_err(|_| bad(i + 3, format!("bad partition count {parts:?}")))?;
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| bad(format!("bad partition count {parts:?}")))?;
         let mut config = TopicConfig::default();
         for pair in fields {
             let (k, v) = pair
                 .split_once('=')
-                .ok_or_else(|| bad(i + 3, format!("bad pair {pair:?}")))?;
-            config.set(k, v).map_err(|e| bad(i + 3, e.to_string()))?;
+                .ok_or_else(|| bad(format!("bad pair {pair:?}")))?;
+            config.set(k, v).map_err(|e| bad(e.to_string()))?;
         }
         topics.insert(name.to_string(), (parts, config));
-    }
-    if topics.len() != count {
-        return Err(bad(
-            2,
-            format!("declares {count} topics, holds {}", topics.len()),
-        ));
     }
     Ok(topics)
 }
@@ -73,22 +50,15 @@ pub(crate) fn write_topics(
     dir: &Path,
     topics: &BTreeMap<String, (i32, TopicConfig)>,
 ) -> Result<()> {
-    let mut text = format!("0\n{}\n", topics.len());
-    for (name, (parts, config)) in topics {
-        text.push_str(&format!("{name} {parts}"));
-        for (k, v) in config.to_pairs() {
-            text.push_str(&format!(" {k}={v}"));
-        }
-        text.push('\n');
-    }
-    let path = dir.join(TOPICS_FILE);
-    let tmp = dir.join(format!("{TOPICS_FILE}.tmp"));
-    {
-        use std::io::Write;
-        let mut f = fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(text.as_bytes()).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
-    fs::rename(&tmp, &path).at(&path)?;
-    sync_dir(dir)
+    let lines: Vec<String> = topics
+        .iter()
+        .map(|(name, (parts, config))| {
+            let mut line = format!("{name} {parts}");
+            for (k, v) in config.to_pairs() {
+                line.push_str(&format!(" {k}={v}"));
+            }
+            line
+        })
+        .collect();
+    write_entry_lines(&dir.join(TOPICS_FILE), &lines)
 }

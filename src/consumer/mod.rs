@@ -440,11 +440,7 @@ impl Consumer {
     /// # Errors
     /// [`Error::NotAssigned`].
     pub fn seek_to_beginning(&mut self, tps: &[TopicPartition]) -> Result<()> {
-        for tp in tps {
-            let start = self.assigned[self.index(tp)?].log.log_start_offset();
-            self.seek(tp, start)?;
-        }
-        Ok(())
+        self.seek_each(tps, |log| log.log_start_offset())
     }
 
     /// Moves each partition to its log end offset.
@@ -452,9 +448,13 @@ impl Consumer {
     /// # Errors
     /// [`Error::NotAssigned`].
     pub fn seek_to_end(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        self.seek_each(tps, |log| log.log_end_offset())
+    }
+
+    fn seek_each(&mut self, tps: &[TopicPartition], to: impl Fn(&Log) -> i64) -> Result<()> {
         for tp in tps {
-            let end = self.assigned[self.index(tp)?].log.log_end_offset();
-            self.seek(tp, end)?;
+            let offset = to(&self.assigned[self.index(tp)?].log);
+            self.seek(tp, offset)?;
         }
         Ok(())
     }

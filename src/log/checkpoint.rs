@@ -18,47 +18,22 @@ pub type OffsetMap = BTreeMap<(String, i32), i64>;
 /// [`Error::BadCheckpoint`] when the version, count or a line does not parse;
 /// [`Error::Io`] when the file cannot be read.
 pub fn read_checkpoint(path: &Path) -> Result<OffsetMap> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OffsetMap::new()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let bad = |line: usize, reason: String| Error::BadCheckpoint {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let mut lines = text.lines();
-    match lines.next() {
-        Some("0") => {}
-        other => return Err(bad(1, format!("version {other:?}, expected \"0\""))),
-    }
-    let count: usize = lines
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| bad(2, "entry count is not a number".into()))?;
     let mut map = OffsetMap::new();
-    for (i, line) in lines.enumerate() {
+    for (n, line) in read_entry_lines(path)?.unwrap_or_default() {
+        let bad = |reason: String| bad_line(path, n, reason);
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [topic, partition, offset] = fields[..] else {
-            return Err(bad(
-                i + 3,
-                format!("expected `topic partition offset`, got {line:?}"),
-            ));
+            return Err(bad(format!(
+                "expected `topic partition offset`, got {line:?}"
+            )));
         };
         let partition = partition
             .parse()
-            .map_err(|_| bad(i + 3, format!("bad partition {partition:?}")))?;
+            .map_err(|_| bad(format!("bad partition {partition:?}")))?;
         let offset = offset
             .parse()
-            .map_err(|_| bad(i + 3, format!("bad offset {offset:?}")))?;
+            .map_err(|_| bad(format!("bad offset {offset:?}")))?;
         map.insert((topic.to_string(), partition), offset);
-    }
-    if map.len() != count {
-        return Err(bad(
-            2,
-            format!("declares {count} entries, holds {}", map.len()),
-        ));
     }
     Ok(map)
 }
@@ -68,9 +43,55 @@ pub fn read_checkpoint(path: &Path) -> Result<OffsetMap> {
 /// # Errors
 /// [`Error::Io`] naming the file that failed.
 pub fn write_checkpoint(path: &Path, offsets: &OffsetMap) -> Result<()> {
-    let mut text = format!("0\n{}\n", offsets.len());
-    for ((topic, partition), offset) in offsets {
-        text.push_str(&format!("{topic} {partition} {offset}\n"));
+    let lines: Vec<String> = offsets
+        .iter()
+        .map(|((topic, partition), offset)| format!("{topic} {partition} {offset}"))
+        .collect();
+    write_entry_lines(path, &lines)
+}
+
+/// The entry lines of a text file in Kafka's checkpoint layout (line 1 the version `0`,
+/// line 2 the entry count, then one entry per line), each with its 1-based line number;
+/// `None` when the file does not exist.
+pub(crate) fn read_entry_lines(path: &Path) -> Result<Option<Vec<(usize, String)>>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut lines = text.lines();
+    match lines.next() {
+        Some("0") => {}
+        other => {
+            return Err(bad_line(
+                path,
+                1,
+                format!("version {other:?}, expected \"0\""),
+            ));
+        }
+    }
+    let count: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| bad_line(path, 2, "entry count is not a number".into()))?;
+    let entries: Vec<(usize, String)> = lines
+        .enumerate()
+        .map(|(i, l)| (i + 3, l.to_string()))
+        .collect();
+    if entries.len() != count {
+        let reason = format!("declares {count} entries, holds {}", entries.len());
+        return Err(bad_line(path, 2, reason));
+    }
+    Ok(Some(entries))
+}
+
+/// Writes `lines` in Kafka's checkpoint layout, atomically: `<path>.tmp`, fsync, rename,
+/// fsync the directory.
+pub(crate) fn write_entry_lines(path: &Path, lines: &[String]) -> Result<()> {
+    let mut text = format!("0\n{}\n", lines.len());
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
     }
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).at(&tmp)?;
@@ -78,6 +99,15 @@ pub fn write_checkpoint(path: &Path, offsets: &OffsetMap) -> Result<()> {
     f.sync_all().at(&tmp)?;
     fs::rename(&tmp, path).at(path)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// [`Error::BadCheckpoint`] for line `line` of `path`.
+pub(crate) fn bad_line(path: &Path, line: usize, reason: String) -> Error {
+    Error::BadCheckpoint {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    }
 }
 
 /// fsyncs a directory, making created, renamed and deleted entries durable.

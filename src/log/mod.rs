@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::record::{Codecs, EncodedBatch, RecordBatch, TimestampType};
 use crate::segment::{PendingBatch, Scanned, Segment};
-pub(crate) use checkpoint::sync_dir;
+pub(crate) use checkpoint::{bad_line, read_entry_lines, sync_dir, write_entry_lines};
 pub use checkpoint::{read_checkpoint, write_checkpoint};
 pub use config::{FsyncPolicy, LogConfig};
 pub use dir::{LogDir, partition_dir_name, validate_topic_name};

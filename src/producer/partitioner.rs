@@ -3,7 +3,6 @@
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-
 /// Java's `Utils.murmur2`: the hash Kafka's default partitioner applies to key bytes.
 ///
 /// Words are read little-endian and all arithmetic wraps at 32 bits, as in Java.
@@ -88,7 +87,10 @@ impl Sticky {
             let (partition, bytes) = ((cur >> 32) as i32, cur & 0xffff_ffff);
             let stale = cur == UNSET || partition >= partitions || bytes >= batch_size as u64;
             let (partition, bytes) = if stale {
-                (self.pick(partitions, if cur == UNSET { -1 } else { partition }), 0)
+                (
+                    self.pick(partitions, if cur == UNSET { -1 } else { partition }),
+                    0,
+                )
             } else {
                 (partition, bytes)
             };

@@ -155,17 +155,7 @@ impl Codecs {
         input: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
-        if compression == Compression::None {
-            out.extend_from_slice(input);
-            return Ok(());
-        }
-        let codec = self
-            .get(compression)
-            .ok_or(DecodeError::CodecUnavailable { compression })?;
-        codec.compress(input, out).map_err(|e| DecodeError::Codec {
-            compression,
-            message: e.to_string(),
-        })
+        self.run(compression, input, out, |c, i, o| c.compress(i, o))
     }
 
     /// Decompresses `input` with `compression`, appending to `out`.
@@ -179,6 +169,17 @@ impl Codecs {
         input: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
+        self.run(compression, input, out, |c, i, o| c.decompress(i, o))
+    }
+
+    /// Copies `input` for `none`; otherwise runs `op` with the registered codec.
+    fn run(
+        &self,
+        compression: Compression,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        op: impl Fn(&dyn Codec, &[u8], &mut Vec<u8>) -> io::Result<()>,
+    ) -> Result<(), DecodeError> {
         if compression == Compression::None {
             out.extend_from_slice(input);
             return Ok(());
@@ -186,12 +187,10 @@ impl Codecs {
         let codec = self
             .get(compression)
             .ok_or(DecodeError::CodecUnavailable { compression })?;
-        codec
-            .decompress(input, out)
-            .map_err(|e| DecodeError::Codec {
-                compression,
-                message: e.to_string(),
-            })
+        op(codec.as_ref(), input, out).map_err(|e| DecodeError::Codec {
+            compression,
+            message: e.to_string(),
+        })
     }
 }
 
