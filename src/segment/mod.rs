@@ -523,7 +523,8 @@ impl Segment {
     }
 
     /// Finishes an active segment at roll or close: the final time-index entry (the
-    /// segment's max timestamp), then both indexes trimmed to their entries.
+    /// segment's max timestamp), both indexes trimmed to their entries, and the read map
+    /// shrunk to the data.
     pub(crate) fn seal(&self) -> Result<()> {
         let (ts, off) = self.max_timestamp_and_offset();
         let mut time_index = self.time_index.write();
@@ -531,7 +532,14 @@ impl Segment {
             time_index.maybe_push(ts, off, true);
         }
         time_index.file_mut().trim()?;
-        self.index.write().file_mut().trim()
+        self.index.write().file_mut().trim()?;
+        // Shrink the read map from `segment.bytes` to the data, so that sealed segments
+        // do not each hold a maximum-size mapping; readers of the old map keep it alive.
+        let size = self.size() as usize;
+        if self.map.read().len() > size {
+            *self.map.write() = Arc::new(LogMap::new(&self.file, size).at(&self.log_path)?);
+        }
+        Ok(())
     }
 
     /// fsyncs the log data (`fdatasync`: the data and the file size).
