@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Partition};
 use crate::error::{Error, Result};
 use crate::log::{Log, TimestampOffset, Waiter};
 use crate::record::{Header, TimestampType};
@@ -511,16 +511,7 @@ impl Consumer {
         &self,
         tps: &[TopicPartition],
     ) -> Result<HashMap<TopicPartition, i64>> {
-        tps.iter()
-            .map(|tp| {
-                Ok((
-                    tp.clone(),
-                    self.broker
-                        .partition(&tp.topic, tp.partition)?
-                        .log_start_offset(),
-                ))
-            })
-            .collect()
+        self.offsets_of(tps, Partition::log_start_offset)
     }
 
     /// The log end offset of each partition (assigned or not).
@@ -528,13 +519,19 @@ impl Consumer {
     /// # Errors
     /// [`Error::UnknownTopic`] or [`Error::UnknownPartition`].
     pub fn end_offsets(&self, tps: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>> {
+        self.offsets_of(tps, Partition::log_end_offset)
+    }
+
+    fn offsets_of(
+        &self,
+        tps: &[TopicPartition],
+        offset: fn(&Partition) -> i64,
+    ) -> Result<HashMap<TopicPartition, i64>> {
         tps.iter()
             .map(|tp| {
                 Ok((
                     tp.clone(),
-                    self.broker
-                        .partition(&tp.topic, tp.partition)?
-                        .log_end_offset(),
+                    offset(&self.broker.partition(&tp.topic, tp.partition)?),
                 ))
             })
             .collect()
