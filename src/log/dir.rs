@@ -9,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::checkpoint::{OffsetMap, read_checkpoint, sync_dir, write_checkpoint};
+use super::lock::DirLock;
 use super::{Log, LogConfig, LogOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, IoContext, Result};
@@ -47,22 +48,6 @@ pub fn validate_topic_name(topic: &str) -> Result<()> {
     Ok(())
 }
 
-/// Opens `<dir>/.lock` and takes an exclusive, non-blocking OS lock on it.
-fn lock_dir(dir: &Path) -> Result<fs::File> {
-    let path = dir.join(LOCK);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .at(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-        Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
-    }
-}
-
 /// The directory name of a partition: `<topic>-<partition>`.
 pub fn partition_dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
@@ -81,8 +66,8 @@ pub struct LogDir {
     clock: Arc<dyn Clock>,
     clean_shutdown: bool,
     state: Mutex<DirState>,
-    /// Holds the OS lock on `.lock` until `close` or drop.
-    lock: Mutex<Option<fs::File>>,
+    /// Holds the lock on `.lock` until `close` or drop.
+    lock: Mutex<Option<DirLock>>,
 }
 
 #[derive(Debug, Default)]
@@ -105,9 +90,10 @@ impl LogDir {
 
     /// Opens a data directory with explicit codecs and clock.
     ///
-    /// Takes an exclusive OS lock on `<dir>/.lock` (as Kafka does), released by a
-    /// successful [`LogDir::close`] or when the `LogDir` is dropped, so a second process (or a second `LogDir` in this one) gets
-    /// [`Error::Locked`] instead of corrupting the logs. The clean-shutdown marker is
+    /// Takes an exclusive lock on `<dir>/.lock` (an `fcntl` record lock, as Kafka's JVM
+    /// takes), released by a successful [`LogDir::close`] or when the `LogDir` is
+    /// dropped, so a second process, a Kafka broker, or a second `LogDir` in this process
+    /// gets [`Error::Locked`] instead of corrupting the logs. The clean-shutdown marker is
     /// deleted at once, as Kafka does, so that a crash while this session runs counts as
     /// unclean at the next open. A checkpoint file that does not parse is ignored: the
     /// logs then recover from offset 0, which is slower but loses nothing.
@@ -121,7 +107,7 @@ impl LogDir {
     ) -> Result<LogDir> {
         let path = path.as_ref().to_path_buf();
         fs::create_dir_all(&path).at(&path)?;
-        let lock = lock_dir(&path)?;
+        let lock = DirLock::acquire(&path, LOCK)?;
         let marker = path.join(CLEAN_SHUTDOWN);
         let clean_shutdown = marker.exists();
         if clean_shutdown {

@@ -4,6 +4,7 @@ mod checkpoint;
 mod config;
 mod dir;
 mod load;
+mod lock;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -329,12 +330,19 @@ impl Log {
         let mut run_bytes = 0u64;
         for (batch, info) in batches.iter().zip(infos.iter()) {
             let size = batch.size() as u64;
-            if self.should_roll(w, run_bytes, size, info) {
+            if self.should_roll(w, run_bytes, run.len(), size, info) {
                 self.write_run(w, &run)?;
                 run.clear();
                 run_bytes = 0;
                 self.roll(w, info.base_offset)?;
             }
+            // Kafka's rule, applied per batch even inside a multi-batch run (as its
+            // recovery does), so an index never depends on how appends were grouped.
+            let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
+            if index_entry {
+                w.bytes_since_index = 0;
+            }
+            w.bytes_since_index += size;
             if w.first_batch_timestamp.is_none() {
                 w.first_batch_timestamp = Some(info.max_timestamp);
             }
@@ -342,6 +350,7 @@ impl Log {
                 bytes: batch.as_bytes(),
                 last_offset: info.last_offset,
                 max_timestamp: info.max_timestamp,
+                index_entry,
             });
             run_bytes += size;
         }
@@ -352,22 +361,11 @@ impl Log {
     }
 
     /// Writes a run to the active segment and publishes the new log end offset.
-    ///
-    /// The run is one chunk in Kafka's sense (`LogSegment.append`): it gets one index
-    /// entry, (its last offset, its start position), when more than
-    /// `index.interval.bytes` were appended since the last entry. A single-batch append
-    /// is indexed exactly as Kafka indexes a produce request; a multi-batch run costs one
-    /// index update instead of one per batch, and a lookup scans its batch headers.
-    fn write_run(&self, w: &mut Writer, run: &[PendingBatch<'_>]) -> Result<()> {
+    fn write_run(&self, w: &Writer, run: &[PendingBatch<'_>]) -> Result<()> {
         let Some(last) = run.last() else {
             return Ok(());
         };
-        let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
-        if index_entry {
-            w.bytes_since_index = 0;
-        }
-        w.bytes_since_index += run.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
-        w.active.append(run, index_entry)?;
+        w.active.append(run)?;
         self.log_end_offset
             .store(last.last_offset + 1, Ordering::SeqCst);
         Ok(())
@@ -392,7 +390,14 @@ impl Log {
 
     /// Whether the incoming batch must go to a new segment (Kafka's `shouldRoll`), given
     /// `run_bytes` in `run_len` batches already queued for the active segment.
-    fn should_roll(&self, w: &Writer, run_bytes: u64, size: u64, info: &AppendInfo) -> bool {
+    fn should_roll(
+        &self,
+        w: &Writer,
+        run_bytes: u64,
+        run_len: usize,
+        size: u64,
+        info: &AppendInfo,
+    ) -> bool {
         let seg = &w.active;
         let seg_size = seg.size() + run_bytes;
         if seg_size == 0 {
@@ -404,8 +409,8 @@ impl Log {
             _ => self.clock.now_ms().saturating_sub(w.created_ms),
         };
         let full_by_time = age > self.config.segment_ms;
-        // A run adds at most one entry to each index.
-        let full_index = seg.index_room() == 0;
+        // Every queued batch may add an entry to each index.
+        let full_index = seg.index_room() <= run_len;
         let overflow = info.last_offset - seg.base_offset() > i64::from(i32::MAX);
         full_by_size || full_by_time || full_index || overflow
     }

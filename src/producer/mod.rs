@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -293,7 +293,12 @@ struct PartitionQueue {
 #[derive(Debug)]
 struct TopicQueues {
     topic: Arc<Topic>,
+    /// Every queue created so far, in partition order.
     queues: RwLock<Vec<Arc<PartitionQueue>>>,
+    /// The same queues for the partitions the topic had when this was built, in
+    /// write-once slots: `send` finds its queue with one atomic load instead of a lock.
+    /// Partitions added later are served from `queues`.
+    slots: Box<[OnceLock<Arc<PartitionQueue>>]>,
     sticky: Sticky,
     compression: Compression,
     /// `batch_size`, capped so a batch never exceeds the topic's `max.message.bytes` or
@@ -319,7 +324,7 @@ impl TopicQueues {
             } else {
                 self.topic.log(p)?
             };
-            queues.push(Arc::new(PartitionQueue {
+            let queue = Arc::new(PartitionQueue {
                 partition: p,
                 batch_limit: self.batch_limit,
                 log,
@@ -331,7 +336,12 @@ impl TopicQueues {
                 scheduled: AtomicBool::new(false),
                 append: Mutex::new(()),
                 failed: Mutex::new(None),
-            }));
+            });
+            if let Some(slot) = self.slots.get(p as usize) {
+                // Only this writer (under the lock) sets slot `p`, once.
+                let _first = slot.set(queue.clone());
+            }
+            queues.push(queue);
         }
         Ok(queues[partition as usize].clone())
     }
@@ -551,6 +561,9 @@ impl Producer {
             TopicCompression::Producer => self.inner.config.compression,
             TopicCompression::Codec(c) => c,
         };
+        let slots = (0..topic.partition_count())
+            .map(|_| OnceLock::new())
+            .collect();
         let seed = (Arc::as_ptr(&topic) as u64) ^ self.inner.broker.config().clock.now_ms() as u64;
         let batch_limit = self
             .inner
@@ -561,6 +574,7 @@ impl Producer {
         let queues = Arc::new(TopicQueues {
             topic,
             queues: RwLock::new(Vec::new()),
+            slots,
             sticky: Sticky::new(seed),
             compression,
             batch_limit,
@@ -603,17 +617,12 @@ impl Producer {
         // taken against the partition's open batch.
         let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + 8;
         let partition = self.choose_partition(&record, &topics, partitions, size)?;
-        {
-            // The common case: the queue exists; enqueue under the read lock, without
-            // touching its reference count.
-            let queues = topics.queues.read();
-            let max = topics.topic.config.max_message_bytes as usize;
-            if let Some(queue) = queues.get(partition as usize) {
-                return self.enqueue(queue, &record, ts, max, linger);
-            }
+        let max = topics.topic.config.max_message_bytes as usize;
+        // The common case: the queue exists in its slot; no lock, no reference count.
+        if let Some(queue) = topics.slots.get(partition as usize).and_then(OnceLock::get) {
+            return self.enqueue(queue, &record, ts, max, linger);
         }
         let queue = topics.queue(partition)?;
-        let max = topics.topic.config.max_message_bytes as usize;
         self.enqueue(&queue, &record, ts, max, linger)
     }
 

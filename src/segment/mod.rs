@@ -49,6 +49,8 @@ pub(crate) struct PendingBatch<'a> {
     pub last_offset: i64,
     /// Its `maxTimestamp`.
     pub max_timestamp: i64,
+    /// Whether an index entry (its last offset, its start position) goes in for it.
+    pub index_entry: bool,
 }
 
 /// Writes every batch of `run` at `pos`, in as few `writev` calls as the kernel allows.
@@ -226,30 +228,30 @@ impl Segment {
     }
 
     /// Writes a run of batches at the end of the segment with one `writev` (the single
-    /// writer's call), adds one index entry for the run when asked (its last offset, its
-    /// start position), then publishes the new size.
+    /// writer's call), adds the index entries its batches ask for, then publishes the new
+    /// size.
     ///
     /// Readers never see the new bytes before the size is published, so they never see
     /// part of a batch; an index entry may briefly point past the published size, which
     /// is harmless because scans never start beyond it.
-    pub(crate) fn append(&self, run: &[PendingBatch<'_>], index_entry: bool) -> Result<()> {
+    pub(crate) fn append(&self, run: &[PendingBatch<'_>]) -> Result<()> {
         let start = self.size.load(Ordering::Relaxed);
         write_all_vectored_at(&self.file, run, start).at(&self.log_path)?;
-        let mut end = start;
+        let mut pos = start;
         for b in run {
             if b.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
                 self.offset_of_max_timestamp
                     .store(b.last_offset, Ordering::Relaxed);
                 self.max_timestamp.store(b.max_timestamp, Ordering::Release);
             }
-            end += b.bytes.len() as u64;
+            if b.index_entry {
+                self.index.write().push(b.last_offset, pos as u32);
+                let (ts, off) = self.max_timestamp_and_offset();
+                self.time_index.write().maybe_push(ts, off, false);
+            }
+            pos += b.bytes.len() as u64;
         }
-        if let (true, Some(last)) = (index_entry, run.last()) {
-            self.index.write().push(last.last_offset, start as u32);
-            let (ts, off) = self.max_timestamp_and_offset();
-            self.time_index.write().maybe_push(ts, off, false);
-        }
-        self.size.store(end, Ordering::Release);
+        self.size.store(pos, Ordering::Release);
         Ok(())
     }
 
