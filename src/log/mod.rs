@@ -328,13 +328,17 @@ impl Log {
         }
         let mut run: Vec<PendingBatch<'_>> = Vec::with_capacity(batches.len());
         let mut run_bytes = 0u64;
+        // Free index slots of the active segment, read once (it takes both index locks)
+        // and counted down as the run queues batches.
+        let mut index_room = w.active.index_room();
         for (batch, info) in batches.iter().zip(infos.iter()) {
             let size = batch.size() as u64;
-            if self.should_roll(w, run_bytes, run.len(), size, info) {
+            if self.should_roll(w, run_bytes, index_room <= run.len(), size, info) {
                 self.write_run(w, &run)?;
                 run.clear();
                 run_bytes = 0;
                 self.roll(w, info.base_offset)?;
+                index_room = w.active.index_room();
             }
             // Kafka's rule, applied per batch even inside a multi-batch run (as its
             // recovery does), so an index never depends on how appends were grouped.
@@ -389,12 +393,13 @@ impl Log {
     }
 
     /// Whether the incoming batch must go to a new segment (Kafka's `shouldRoll`), given
-    /// `run_bytes` in `run_len` batches already queued for the active segment.
+    /// `run_bytes` already queued for the active segment and whether its indexes could
+    /// be full once the queued batches add their entries.
     fn should_roll(
         &self,
         w: &Writer,
         run_bytes: u64,
-        run_len: usize,
+        full_index: bool,
         size: u64,
         info: &AppendInfo,
     ) -> bool {
@@ -409,8 +414,6 @@ impl Log {
             _ => self.clock.now_ms().saturating_sub(w.created_ms),
         };
         let full_by_time = age > self.config.segment_ms;
-        // Every queued batch may add an entry to each index.
-        let full_index = seg.index_room() <= run_len;
         let overflow = info.last_offset - seg.base_offset() > i64::from(i32::MAX);
         full_by_size || full_by_time || full_index || overflow
     }

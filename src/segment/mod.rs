@@ -237,19 +237,36 @@ impl Segment {
     pub(crate) fn append(&self, run: &[PendingBatch<'_>]) -> Result<()> {
         let start = self.size.load(Ordering::Relaxed);
         write_all_vectored_at(&self.file, run, start).at(&self.log_path)?;
+        // Entries are gathered and written into the maps together, under one lock each:
+        // a run then dirties the index pages once, where one store per batch could meet
+        // a page that writeback had just cleaned (a write-protect fault) every time.
+        let mut offsets = Vec::new();
+        let mut times = Vec::new();
+        let (mut max_ts, mut max_ts_offset) = self.max_timestamp_and_offset();
         let mut pos = start;
         for b in run {
-            if b.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
-                self.offset_of_max_timestamp
-                    .store(b.last_offset, Ordering::Relaxed);
-                self.max_timestamp.store(b.max_timestamp, Ordering::Release);
+            if b.max_timestamp > max_ts {
+                (max_ts, max_ts_offset) = (b.max_timestamp, b.last_offset);
             }
             if b.index_entry {
-                self.index.write().push(b.last_offset, pos as u32);
-                let (ts, off) = self.max_timestamp_and_offset();
-                self.time_index.write().maybe_push(ts, off, false);
+                offsets.push((b.last_offset, pos as u32));
+                times.push((max_ts, max_ts_offset));
             }
             pos += b.bytes.len() as u64;
+        }
+        self.offset_of_max_timestamp
+            .store(max_ts_offset, Ordering::Relaxed);
+        self.max_timestamp.store(max_ts, Ordering::Release);
+        if !offsets.is_empty() {
+            let mut index = self.index.write();
+            for (offset, position) in offsets {
+                index.push(offset, position);
+            }
+            drop(index);
+            let mut time_index = self.time_index.write();
+            for (ts, offset) in times {
+                time_index.maybe_push(ts, offset, false);
+            }
         }
         self.size.store(pos, Ordering::Release);
         Ok(())
