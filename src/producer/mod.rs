@@ -18,7 +18,6 @@ pub use partitioner::{Partitioner, murmur2, partition_for_key};
 use crate::broker::{Broker, Topic, TopicCompression};
 use crate::error::{Error, Result};
 use crate::log::{AppendInfo, Log};
-use crate::record::varint_len;
 use crate::record::{BATCH_HEADER_SIZE, BatchBuilder, Codecs, Compression, Header};
 
 /// Producer settings; `Default` gives Kafka's defaults where they apply.
@@ -225,6 +224,9 @@ struct OpenBatch {
     state: Arc<BatchState>,
     /// Counts batches, so a linger deadline can tell whether its batch is still open.
     generation: u64,
+    /// Bytes of keyless records sent here while this was the topic's sticky partition;
+    /// counted under this lock, so a send pays no atomic operation for it.
+    sticky_bytes: usize,
 }
 
 impl OpenBatch {
@@ -233,6 +235,7 @@ impl OpenBatch {
             builder: BatchBuilder::with_capacity(compression, capacity),
             state: Arc::default(),
             generation: 0,
+            sticky_bytes: 0,
         }
     }
 
@@ -479,6 +482,13 @@ struct ProducerInner {
     seen_epoch: AtomicU64,
     /// This producer's unique id (for the per-thread topic cache).
     id: u64,
+    /// The first topic this producer sent to. A send to it needs no map lookup, no
+    /// thread-local and no reference count: the producer itself keeps it alive. If the
+    /// topic is deleted, its (closed) queues stay here until the producer is dropped, and
+    /// sends go through `topics`.
+    hot: OnceLock<Arc<TopicQueues>>,
+    /// The broker's topic epoch at which `hot` was last found current.
+    hot_epoch: AtomicU64,
 }
 
 /// Sends records to a broker's topics, batching per partition.
@@ -508,6 +518,8 @@ impl Producer {
             closed: AtomicBool::new(false),
             seen_epoch: AtomicU64::new(0),
             id: NEXT_PRODUCER_ID.fetch_add(1, Ordering::Relaxed),
+            hot: OnceLock::new(),
+            hot_epoch: AtomicU64::new(0),
         });
         let thread = std::thread::Builder::new()
             .name("partlog-sender".into())
@@ -530,13 +542,33 @@ impl Producer {
             (*id == self.inner.id && *e == epoch && n == name).then(|| t.upgrade())?
         });
         if let Some(t) = cached {
+            self.note_hot(&t, epoch);
             return Ok(t);
         }
         let t = self.topic_slow(name)?;
         LAST_TOPIC.with(|c| {
             *c.borrow_mut() = Some((self.inner.id, epoch, name.to_string(), Arc::downgrade(&t)));
         });
+        self.note_hot(&t, epoch);
         Ok(t)
+    }
+
+    /// `t` is current as of topic epoch `epoch`: the first topic sent to becomes the hot
+    /// one, and the hot one is marked current.
+    fn note_hot(&self, t: &Arc<TopicQueues>, epoch: u64) {
+        let hot = self.inner.hot.get_or_init(|| t.clone());
+        if Arc::ptr_eq(hot, t) {
+            self.inner.hot_epoch.store(epoch, Ordering::Release);
+        }
+    }
+
+    /// The hot topic, if the record is for it and no topic changed since it was found
+    /// current.
+    fn hot_topic(&self, name: &str) -> Option<&TopicQueues> {
+        let hot = self.inner.hot.get()?;
+        let current = *hot.topic.name == *name
+            && self.inner.hot_epoch.load(Ordering::Acquire) == self.inner.broker.topic_epoch();
+        current.then_some(&**hot)
     }
 
     fn topic_slow(&self, name: &str) -> Result<Arc<TopicQueues>> {
@@ -608,22 +640,32 @@ impl Producer {
     /// appends it at once), sparing the sender thread a wake-up.
     fn send_with(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         self.check_open()?;
+        if let Some(topics) = self.hot_topic(record.topic) {
+            return self.send_to(topics, &record, linger);
+        }
         let topics = self.topic(record.topic)?;
+        self.send_to(&topics, &record, linger)
+    }
+
+    fn send_to(
+        &self,
+        topics: &TopicQueues,
+        record: &ProducerRecord<'_>,
+        linger: bool,
+    ) -> Result<SendHandle> {
         let partitions = topics.topic.partition_count();
         let ts = record
             .timestamp
             .unwrap_or_else(|| self.inner.broker.config().clock.now_ms());
-        // Approximate size for the sticky partitioner's byte count; the exact one is
-        // taken against the partition's open batch.
-        let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + 8;
-        let partition = self.choose_partition(&record, &topics, partitions, size)?;
+        let (partition, sticky) = self.choose_partition(record, topics, partitions)?;
+        let sticky = sticky.then_some((&topics.sticky, partitions));
         let max = topics.topic.config.max_message_bytes as usize;
         // The common case: the queue exists in its slot; no lock, no reference count.
         if let Some(queue) = topics.slots.get(partition as usize).and_then(OnceLock::get) {
-            return self.enqueue(queue, &record, ts, max, linger);
+            return self.enqueue(queue, record, ts, max, sticky, linger);
         }
         let queue = topics.queue(partition)?;
-        self.enqueue(&queue, &record, ts, max, linger)
+        self.enqueue(&queue, record, ts, max, sticky, linger)
     }
 
     fn choose_partition(
@@ -631,20 +673,17 @@ impl Producer {
         record: &ProducerRecord<'_>,
         topics: &TopicQueues,
         partitions: i32,
-        size: usize,
-    ) -> Result<i32> {
-        let partition = match (record.partition, &self.inner.config.partitioner, record.key) {
-            (Some(p), _, _) => p,
-            (None, Some(custom), _) => {
-                custom.partition(record.topic, record.key, record.value, partitions)
-            }
-            (None, None, Some(key)) => partition_for_key(key, partitions),
-            (None, None, None) => {
-                topics
-                    .sticky
-                    .next(partitions, size, self.inner.config.batch_size)
-            }
-        };
+    ) -> Result<(i32, bool)> {
+        let (partition, sticky) =
+            match (record.partition, &self.inner.config.partitioner, record.key) {
+                (Some(p), _, _) => (p, false),
+                (None, Some(custom), _) => (
+                    custom.partition(record.topic, record.key, record.value, partitions),
+                    false,
+                ),
+                (None, None, Some(key)) => (partition_for_key(key, partitions), false),
+                (None, None, None) => (topics.sticky.current(partitions), true),
+            };
         if !(0..partitions).contains(&partition) {
             return Err(Error::UnknownPartition {
                 topic: record.topic.to_string(),
@@ -652,7 +691,7 @@ impl Producer {
                 partitions,
             });
         }
-        Ok(partition)
+        Ok((partition, sticky))
     }
 
     fn enqueue(
@@ -661,30 +700,42 @@ impl Producer {
         record: &ProducerRecord<'_>,
         ts: i64,
         max_message_bytes: usize,
+        sticky: Option<(&Sticky, i32)>,
         linger: bool,
     ) -> Result<SendHandle> {
         let batch_size = queue.batch_limit;
         let mut open = queue.open.lock();
         let (key, value, headers) = (record.key, record.value, record.headers);
-        let mut body = open.builder.body_size(ts, key, value, headers);
-        let size = body + varint_len(body as i32);
-        if size + BATCH_HEADER_SIZE > max_message_bytes {
+        let mut head = open.builder.head(ts, key, value, headers);
+        if head.size + BATCH_HEADER_SIZE > max_message_bytes {
             return Err(Error::RecordTooLarge {
                 topic: record.topic.to_string(),
-                size: size + BATCH_HEADER_SIZE,
+                size: head.size + BATCH_HEADER_SIZE,
                 limit: max_message_bytes,
             });
         }
         let sender = &self.inner.sender;
         let mut handed_off = false;
-        if !open.builder.is_empty() && open.builder.estimated_size() + size > batch_size {
+        if !open.builder.is_empty() && open.builder.estimated_size() + head.size > batch_size {
             sender.push_pending(queue, open.take(batch_size));
             handed_off = true;
-            // Deltas against a new first record differ: size it again.
-            body = open.builder.body_size(ts, key, value, headers);
+            // Deltas against a new first record differ: encode it again.
+            head = open.builder.head(ts, key, value, headers);
         }
         let started = open.builder.is_empty();
-        open.builder.push_sized(body, ts, key, value, headers);
+        open.builder.push_head(&head, ts, key, value, headers);
+        if let Some((sticky, partitions)) = sticky {
+            // Kafka's built-in partitioner counts the bytes sent to the sticky partition
+            // and moves on after `batch.size` of them; records that raced with a switch
+            // to another partition do not count.
+            if sticky.is_current(queue.partition) {
+                open.sticky_bytes += head.size;
+                if open.sticky_bytes >= self.inner.config.batch_size {
+                    open.sticky_bytes = 0;
+                    sticky.move_on(queue.partition, partitions);
+                }
+            }
+        }
         let handle = SendHandle {
             batch: open.state.clone(),
             partition: queue.partition,

@@ -1,7 +1,7 @@
 //! Choosing a partition, exactly as Kafka's Java producer does (reference §7.1).
 
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Java's `Utils.murmur2`: the hash Kafka's default partitioner applies to key bytes.
 ///
@@ -60,49 +60,62 @@ pub trait Partitioner: Send + Sync + Debug {
 /// The keyless path of Kafka's built-in partitioner (KIP-794): one "sticky" partition per
 /// topic, switched for a random other one after `batch_size` bytes went to it.
 ///
-/// The partition and the bytes sent to it share one atomic word (partition in the high
-/// 32 bits, bytes in the low 32), so a send costs one compare-and-swap, not a lock.
+/// Choosing is one atomic load. The bytes are counted by the partition's queue under the
+/// lock it takes anyway to add the record (as Kafka counts them under its deque lock),
+/// and the queue that reaches `batch_size` calls [`Sticky::move_on`].
 #[derive(Debug)]
 pub(crate) struct Sticky {
-    state: AtomicU64,
+    /// The sticky partition, or [`UNSET`].
+    state: AtomicI64,
     rng: AtomicU64,
 }
 
 /// No partition chosen yet.
-const UNSET: u64 = u64::MAX;
+const UNSET: i64 = -1;
 
 impl Sticky {
     pub(crate) fn new(seed: u64) -> Sticky {
         Sticky {
-            state: AtomicU64::new(UNSET),
+            state: AtomicI64::new(UNSET),
             rng: AtomicU64::new(seed | 1),
         }
     }
 
-    /// The partition for a keyless record of `size` bytes; switches after `batch_size`.
-    pub(crate) fn next(&self, partitions: i32, size: usize, batch_size: usize) -> i32 {
-        let size = size.min(u32::MAX as usize) as u64;
-        let mut cur = self.state.load(Ordering::Relaxed);
-        loop {
-            let (partition, bytes) = ((cur >> 32) as i32, cur & 0xffff_ffff);
-            let stale = cur == UNSET || partition >= partitions || bytes >= batch_size as u64;
-            let (partition, bytes) = if stale {
-                (
-                    self.pick(partitions, if cur == UNSET { -1 } else { partition }),
-                    0,
-                )
-            } else {
-                (partition, bytes)
-            };
-            let new = ((partition as u64) << 32) | (bytes + size).min(0xffff_ffff);
-            match self
-                .state
-                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return partition,
-                Err(seen) => cur = seen,
-            }
+    /// The partition for a keyless record, choosing one when there is none yet (or the
+    /// one chosen is out of range).
+    pub(crate) fn current(&self, partitions: i32) -> i32 {
+        let cur = self.state.load(Ordering::Acquire);
+        if (0..i64::from(partitions)).contains(&cur) {
+            return cur as i32;
         }
+        let stale = i32::try_from(cur).unwrap_or(-1);
+        let new = i64::from(self.pick(partitions, stale));
+        match self
+            .state
+            .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => new as i32,
+            // Another sender chose first; its choice stands (it is in range).
+            Err(seen) if (0..i64::from(partitions)).contains(&seen) => seen as i32,
+            Err(_) => new as i32,
+        }
+    }
+
+    /// Whether `partition` is the sticky one.
+    pub(crate) fn is_current(&self, partition: i32) -> bool {
+        self.state.load(Ordering::Acquire) == i64::from(partition)
+    }
+
+    /// `batch_size` bytes went to `partition`: stick to a random other one, unless another
+    /// sender already moved on.
+    pub(crate) fn move_on(&self, partition: i32, partitions: i32) {
+        let next = i64::from(self.pick(partitions, partition));
+        let _moved_by_someone_else = self.state.compare_exchange(
+            i64::from(partition),
+            next,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
     }
 
     /// A random partition, different from `current` when there is a choice.
@@ -142,14 +155,22 @@ mod tests {
     }
 
     #[test]
-    fn sticky_switches_after_batch_size_to_another_partition() {
+    fn sticky_moves_on_to_another_partition_once() {
         let s = Sticky::new(42);
-        let first = s.next(4, 100, 1000);
-        for _ in 0..9 {
-            assert_eq!(s.next(4, 100, 1000), first);
-        }
-        let second = s.next(4, 100, 1000);
+        let first = s.current(4);
+        assert!((0..4).contains(&first));
+        assert_eq!(s.current(4), first);
+        assert!(s.is_current(first));
+        s.move_on(first, 4);
+        let second = s.current(4);
         assert_ne!(second, first);
-        assert_eq!(Sticky::new(7).next(1, 10, 10), 0);
+        assert!((0..4).contains(&second));
+        // A second sender reaching batch_size on the old partition does not move it again.
+        s.move_on(first, 4);
+        assert_eq!(s.current(4), second);
+        let one = Sticky::new(7);
+        assert_eq!(one.current(1), 0);
+        one.move_on(0, 1);
+        assert_eq!(one.current(1), 0);
     }
 }

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::batch::{Header, RecordBatch, TimestampType};
 use super::layout::*;
-use super::varint::{put_varint, put_varlong, varint_len, varlong_len};
+use super::varint::{put_varint, varint_len};
 use super::{Codecs, Compression};
 use crate::error::DecodeError;
 
@@ -128,32 +128,56 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> usize {
-        let body = self.body_size(timestamp, key, value, headers);
-        varint_len(body as i32) + body
+        self.head(timestamp, key, value, headers).size
     }
 
-    pub(crate) fn body_size(
+    /// Encodes a record's fixed fields against this builder's current state (its offset
+    /// delta and timestamp delta), and sizes the whole record.
+    ///
+    /// The producer sizes a record before deciding which batch takes it; the head it
+    /// gets is what [`BatchBuilder::push_head`] writes, so nothing is encoded twice.
+    #[inline]
+    pub(crate) fn head(
         &self,
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[Header],
-    ) -> usize {
-        let ts_delta = self.timestamp_delta(timestamp);
-        let mut size = 1 + varlong_len(ts_delta) + varint_len(self.count);
-        size += bytes_len(key) + bytes_len(value) + varint_len(headers.len() as i32);
-        for h in headers {
-            size += bytes_len(Some(h.key.as_bytes())) + bytes_len(h.value.as_deref());
-        }
-        size
-    }
-
-    fn timestamp_delta(&self, timestamp: i64) -> i64 {
-        if self.count == 0 {
+    ) -> RecordHead {
+        let ts_delta = if self.count == 0 {
             0
         } else {
             timestamp.wrapping_sub(self.base_timestamp)
+        };
+        let mut buf = [0u8; RecordHead::CAPACITY];
+        // attributes (always 0 for a v2 record) at LENGTH_ROOM, then the deltas and the
+        // key's length; the value's length follows in the same buffer.
+        let mut at = LENGTH_ROOM + 1;
+        put_unsigned(&mut buf, &mut at, zigzag64(ts_delta));
+        put_unsigned(&mut buf, &mut at, zigzag32(self.count));
+        put_unsigned(&mut buf, &mut at, zigzag32(len_or_null(key)));
+        let value_len_at = at;
+        put_unsigned(&mut buf, &mut at, zigzag32(len_or_null(value)));
+        let mut body = (at - LENGTH_ROOM)
+            + key.map_or(0, <[u8]>::len)
+            + value.map_or(0, <[u8]>::len)
+            + varint_len(headers.len() as i32);
+        for h in headers {
+            body += bytes_len(Some(h.key.as_bytes())) + bytes_len(h.value.as_deref());
         }
+        // The record's length goes right before its attributes.
+        let n = varint_len(body as i32);
+        let start = LENGTH_ROOM - n;
+        put_unsigned(&mut buf, &mut { start }, zigzag32(body as i32));
+        let mut head = RecordHead {
+            buf,
+            start,
+            end: at,
+            value_len_at,
+            size: 0,
+        };
+        head.size = n + body;
+        head
     }
 
     /// Appends a record with the next offset delta.
@@ -167,15 +191,16 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) {
-        let body = self.body_size(timestamp, key, value, headers);
-        self.push_sized(body, timestamp, key, value, headers);
+        let head = self.head(timestamp, key, value, headers);
+        self.push_head(&head, timestamp, key, value, headers);
     }
 
-    /// [`BatchBuilder::push`] with the body size already computed by `body_size` for the
-    /// same record against this builder's current state.
-    pub(crate) fn push_sized(
+    /// [`BatchBuilder::push`] with the head [`BatchBuilder::head`] made for the same
+    /// record against this builder's current state.
+    #[inline]
+    pub(crate) fn push_head(
         &mut self,
-        body: usize,
+        head: &RecordHead,
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -189,17 +214,27 @@ impl BatchBuilder {
             self.max_timestamp_delta = self.count;
         }
         let r = &mut self.records;
-        r.reserve(body + 5);
-        put_varint(r, body as i32);
-        r.push(0);
-        put_varlong(r, timestamp.wrapping_sub(self.base_timestamp));
-        put_varint(r, self.count);
-        put_bytes(r, key);
-        put_bytes(r, value);
-        put_varint(r, headers.len() as i32);
-        for h in headers {
-            put_bytes(r, Some(h.key.as_bytes()));
-            put_bytes(r, h.value.as_deref());
+        r.reserve(head.size);
+        match key {
+            // A null key: the value's length follows the head at once.
+            None => r.extend_from_slice(&head.buf[head.start..head.end]),
+            Some(key) => {
+                r.extend_from_slice(&head.buf[head.start..head.value_len_at]);
+                r.extend_from_slice(key);
+                r.extend_from_slice(&head.buf[head.value_len_at..head.end]);
+            }
+        }
+        if let Some(value) = value {
+            r.extend_from_slice(value);
+        }
+        if headers.is_empty() {
+            r.push(0);
+        } else {
+            put_varint(r, headers.len() as i32);
+            for h in headers {
+                put_bytes(r, Some(h.key.as_bytes()));
+                put_bytes(r, h.value.as_deref());
+            }
         }
         self.count += 1;
     }
@@ -427,6 +462,125 @@ fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
         Some(b) => {
             put_varint(out, b.len() as i32);
             out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Bytes kept in front of a [`RecordHead`]'s fields for the record's length varint.
+const LENGTH_ROOM: usize = 5;
+
+/// A record's encoded fixed fields: its length, attributes, timestamp delta, offset
+/// delta and key length in `buf[start..value_len_at]`, then its value length up to
+/// `end`. `size` is the whole record's, length included.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordHead {
+    buf: [u8; RecordHead::CAPACITY],
+    start: usize,
+    end: usize,
+    value_len_at: usize,
+    /// Bytes the record takes in the batch.
+    pub(crate) size: usize,
+}
+
+impl RecordHead {
+    /// Length (5) + attributes (1) + timestamp delta (10) + offset delta (5) + key
+    /// length (5) + value length (5).
+    const CAPACITY: usize = LENGTH_ROOM + 1 + 10 + 5 + 5 + 5;
+}
+
+#[inline]
+fn len_or_null(b: Option<&[u8]>) -> i32 {
+    b.map_or(-1, |b| b.len() as i32)
+}
+
+#[inline]
+fn zigzag32(v: i32) -> u64 {
+    ((v << 1) ^ (v >> 31)) as u32 as u64
+}
+
+#[inline]
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Writes `u` as an unsigned varint into a head's buffer at `*at`, advancing it. Deltas
+/// and short lengths take one byte, so that case goes first.
+#[inline(always)]
+fn put_unsigned(buf: &mut [u8; RecordHead::CAPACITY], at: &mut usize, mut u: u64) {
+    if u < 0x80 && *at < buf.len() {
+        buf[*at] = u as u8;
+        *at += 1;
+        return;
+    }
+    while u >= 0x80 {
+        buf[*at] = (u as u8) | 0x80;
+        u >>= 7;
+        *at += 1;
+    }
+    buf[*at] = u as u8;
+    *at += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::varint::{put_varint, put_varlong};
+    use super::*;
+
+    /// The record as the format spells it, field by field.
+    fn reference(
+        offset_delta: i32,
+        ts_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Vec<u8> {
+        let mut body = vec![0];
+        put_varlong(&mut body, ts_delta);
+        put_varint(&mut body, offset_delta);
+        put_bytes(&mut body, key);
+        put_bytes(&mut body, value);
+        put_varint(&mut body, headers.len() as i32);
+        for h in headers {
+            put_bytes(&mut body, Some(h.key.as_bytes()));
+            put_bytes(&mut body, h.value.as_deref());
+        }
+        let mut out = Vec::new();
+        put_varint(&mut out, body.len() as i32);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn records_are_encoded_field_by_field() {
+        let long_key = vec![7u8; 200];
+        let big_value = vec![9u8; 20_000];
+        let headers = [Header {
+            key: "h".into(),
+            value: Some(Bytes::from_static(b"v")),
+        }];
+        let base = 1_700_000_000_000;
+        type Case<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, &'a [Header]);
+        let cases: [Case<'_>; 7] = [
+            (base, None, Some(b"first"), &[]),
+            (base + 5, Some(b"k"), Some(b"v"), &[]),
+            (base - 1_000_000, Some(&long_key), None, &[]),
+            (base + i64::from(i32::MAX) * 4, None, None, &headers),
+            (i64::MIN, Some(b""), Some(&big_value), &[]),
+            (base, Some(&long_key), Some(&big_value), &headers),
+            (base, None, Some(b""), &[]),
+        ];
+        let mut b = BatchBuilder::new(Compression::None);
+        let mut expected = vec![0u8; BATCH_HEADER_SIZE];
+        for (i, (ts, key, value, headers)) in cases.into_iter().enumerate() {
+            let record = reference(i as i32, ts.wrapping_sub(base), key, value, headers);
+            assert_eq!(
+                b.record_size(ts, key, value, headers),
+                record.len(),
+                "case {i}"
+            );
+            b.push(ts, key, value, headers);
+            expected.extend_from_slice(&record);
+            assert_eq!(b.records, expected, "case {i}");
         }
     }
 }

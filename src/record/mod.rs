@@ -12,8 +12,6 @@ mod control;
 pub(crate) mod layout;
 mod varint;
 
-pub(crate) use varint::varint_len;
-
 pub use batch::{Header, Record, RecordBatch, Records, TimestampType, batch_size};
 pub use builder::{BatchBuilder, EncodedBatch, ProducerInfo};
 #[cfg(feature = "zstd")]
