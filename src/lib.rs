@@ -38,6 +38,7 @@ mod broker;
 mod clock;
 mod consumer;
 mod error;
+mod group;
 mod log;
 mod producer;
 pub mod record;
@@ -53,6 +54,10 @@ pub use consumer::{
     WaitStrategy,
 };
 pub use error::{DecodeError, Error, Result};
+pub use group::assignor::{
+    Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription, RangeAssignor,
+    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, assignor_by_name,
+};
 pub use log::{
     AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,
     Truncation, partition_dir_name, read_checkpoint, validate_topic_name, write_checkpoint,
