@@ -55,7 +55,10 @@ pub use consumer::{
     WaitStrategy,
 };
 pub use error::{DecodeError, Error, Result};
-pub use group::assignor;
+pub use group::assignor::{
+    Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription, RangeAssignor,
+    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, assignor_by_name,
+};
 pub use group::{GroupDescription, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionLag};
 pub use log::{
     AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,

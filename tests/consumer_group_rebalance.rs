@@ -7,11 +7,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use partlog::assignor::{Assignor, CooperativeStickyAssignor, RangeAssignor};
 use partlog::{
-    Broker, BrokerConfig, Consumer, ConsumerConfig, ConsumerRebalanceListener, Error,
-    ManualClock, OffsetReset, OffsetSpec, Producer, ProducerConfig, ProducerRecord, TopicConfig,
-    TopicPartition,
+    Assignor, Broker, BrokerConfig, Consumer, ConsumerConfig, ConsumerRebalanceListener,
+    CooperativeStickyAssignor, Error, ManualClock, OffsetReset, OffsetSpec, Producer,
+    ProducerConfig, ProducerRecord, RangeAssignor, TopicConfig, TopicPartition,
 };
 
 const NO_WAIT: Duration = Duration::ZERO;
@@ -78,15 +77,33 @@ impl Events {
 }
 
 impl ConsumerRebalanceListener for Events {
-    fn on_partitions_revoked(&mut self, _: &mut Consumer, tps: &[TopicPartition]) -> partlog::Result<()> {
-        self.0.lock().unwrap().push(("revoked".into(), tps.to_vec()));
+    fn on_partitions_revoked(
+        &mut self,
+        _: &mut Consumer,
+        tps: &[TopicPartition],
+    ) -> partlog::Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(("revoked".into(), tps.to_vec()));
         Ok(())
     }
-    fn on_partitions_assigned(&mut self, _: &mut Consumer, tps: &[TopicPartition]) -> partlog::Result<()> {
-        self.0.lock().unwrap().push(("assigned".into(), tps.to_vec()));
+    fn on_partitions_assigned(
+        &mut self,
+        _: &mut Consumer,
+        tps: &[TopicPartition],
+    ) -> partlog::Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(("assigned".into(), tps.to_vec()));
         Ok(())
     }
-    fn on_partitions_lost(&mut self, _: &mut Consumer, tps: &[TopicPartition]) -> partlog::Result<()> {
+    fn on_partitions_lost(
+        &mut self,
+        _: &mut Consumer,
+        tps: &[TopicPartition],
+    ) -> partlog::Result<()> {
         self.0.lock().unwrap().push(("lost".into(), tps.to_vec()));
         Ok(())
     }
@@ -106,7 +123,11 @@ fn two_range_members_split_and_hand_over_on_leave() {
     b.subscribe(&["t"]).unwrap();
     poll_all(&mut [&mut b, &mut a], 3);
     // Range by member id order: the first member takes 0-1, the second 2-3.
-    let (first, second) = if a.member_id() < b.member_id() { (&a, &b) } else { (&b, &a) };
+    let (first, second) = if a.member_id() < b.member_id() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     assert_eq!(owned(first), tps("t", &[0, 1]));
     assert_eq!(owned(second), tps("t", &[2, 3]));
     let d = broker.describe_group("g").unwrap();
@@ -141,21 +162,29 @@ fn commits_are_fenced_after_the_partition_moves() {
     let stale: HashMap<TopicPartition, i64> = [(TopicPartition::new("t", 0), 5)].into();
     let err = a.commit_sync_offsets(&stale).unwrap_err();
     match &err {
-        Error::CommitFailed { group, topic, partition, .. } => {
+        Error::CommitFailed {
+            group,
+            topic,
+            partition,
+            ..
+        } => {
             assert_eq!((group.as_str(), topic.as_str(), *partition), ("g", "t", 0));
         }
         other => panic!("expected CommitFailed, got {other:?}"),
     }
     assert!(err.to_string().contains("no longer in the group"), "{err}");
     // b resumes where a committed: a's poll returned records up to some position.
-    let committed = b.committed(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)]).unwrap();
+    let committed = b
+        .committed(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)])
+        .unwrap();
     let total: i64 = committed.values().map(|o| o.offset).sum();
     assert_eq!(total as usize, got.len());
     // a, polling again, loses its partitions and rejoins as a new member.
     let events = Events::default();
     drop(a);
     let mut c = broker.consumer(config("g", Arc::new(RangeAssignor)));
-    c.subscribe_with_listener(&["t"], Box::new(events.clone())).unwrap();
+    c.subscribe_with_listener(&["t"], Box::new(events.clone()))
+        .unwrap();
     poll_all(&mut [&mut c, &mut b], 3);
     assert_eq!(owned(&b).len() + owned(&c).len(), 2);
     assert!(owned(&b).is_disjoint(&owned(&c)));
@@ -172,14 +201,24 @@ fn expired_member_gets_partitions_lost_and_rejoins() {
         max_poll_interval: Duration::from_millis(50),
         ..config("g", Arc::new(RangeAssignor))
     });
-    a.subscribe_with_listener(&["t"], Box::new(events.clone())).unwrap();
+    a.subscribe_with_listener(&["t"], Box::new(events.clone()))
+        .unwrap();
     a.poll(NO_WAIT).unwrap();
-    assert_eq!(events.take(), vec![("assigned".to_string(), tps("t", &[0, 1]).into_iter().collect())]);
+    assert_eq!(
+        events.take(),
+        vec![(
+            "assigned".to_string(),
+            tps("t", &[0, 1]).into_iter().collect()
+        )]
+    );
     let first_id = a.member_id().unwrap().to_string();
     clock.advance(51);
     a.poll(NO_WAIT).unwrap();
     let ev = events.take();
-    assert_eq!(ev[0], ("lost".to_string(), tps("t", &[0, 1]).into_iter().collect()));
+    assert_eq!(
+        ev[0],
+        ("lost".to_string(), tps("t", &[0, 1]).into_iter().collect())
+    );
     assert_eq!(ev.last().unwrap().0, "assigned");
     assert_ne!(a.member_id().unwrap(), first_id);
     assert_eq!(owned(&a), tps("t", &[0, 1]));
@@ -231,12 +270,14 @@ fn cooperative_sticky_revokes_only_moved_partitions() {
     broker.create_topic("t", 6, TopicConfig::default()).unwrap();
     let (ea, eb) = (Events::default(), Events::default());
     let mut a = broker.consumer(config("g", Arc::new(CooperativeStickyAssignor)));
-    a.subscribe_with_listener(&["t"], Box::new(ea.clone())).unwrap();
+    a.subscribe_with_listener(&["t"], Box::new(ea.clone()))
+        .unwrap();
     a.poll(NO_WAIT).unwrap();
     assert_eq!(owned(&a).len(), 6);
     ea.take();
     let mut b = broker.consumer(config("g", Arc::new(CooperativeStickyAssignor)));
-    b.subscribe_with_listener(&["t"], Box::new(eb.clone())).unwrap();
+    b.subscribe_with_listener(&["t"], Box::new(eb.clone()))
+        .unwrap();
     poll_all(&mut [&mut b, &mut a], 4);
     assert_eq!(owned(&a).len(), 3);
     assert_eq!(owned(&b).len(), 3);
@@ -267,8 +308,11 @@ fn admin_describes_resets_and_deletes() {
     let mut a = broker.consumer(config("g", Arc::new(RangeAssignor)));
     a.subscribe(&["t"]).unwrap();
     a.poll(NO_WAIT).unwrap();
-    let commit: HashMap<TopicPartition, i64> =
-        [(TopicPartition::new("t", 0), 4), (TopicPartition::new("t", 1), 7)].into();
+    let commit: HashMap<TopicPartition, i64> = [
+        (TopicPartition::new("t", 0), 4),
+        (TopicPartition::new("t", 1), 7),
+    ]
+    .into();
     a.commit_sync_offsets(&commit).unwrap();
     let d = broker.describe_group("g").unwrap();
     let rows: Vec<(i32, Option<i64>, Option<i64>, Option<i64>)> = d
@@ -276,24 +320,52 @@ fn admin_describes_resets_and_deletes() {
         .iter()
         .map(|p| (p.partition.partition, p.committed, p.log_end_offset, p.lag))
         .collect();
-    assert_eq!(rows, vec![(0, Some(4), Some(10), Some(6)), (1, Some(7), Some(10), Some(3))]);
+    assert_eq!(
+        rows,
+        vec![
+            (0, Some(4), Some(10), Some(6)),
+            (1, Some(7), Some(10), Some(3))
+        ]
+    );
     assert_eq!(broker.list_groups(), vec!["g".to_string()]);
     match broker.reset_group_offsets("g", "t", OffsetSpec::Earliest) {
         Err(Error::GroupNotEmpty { members: 1, .. }) => {}
         other => panic!("expected GroupNotEmpty, got {other:?}"),
     }
-    assert!(matches!(broker.delete_group("g"), Err(Error::GroupNotEmpty { .. })));
+    assert!(matches!(
+        broker.delete_group("g"),
+        Err(Error::GroupNotEmpty { .. })
+    ));
     a.close().unwrap();
-    let reset = broker.reset_group_offsets("g", "t", OffsetSpec::Offset(8)).unwrap();
-    assert_eq!(reset, vec![(TopicPartition::new("t", 0), 8), (TopicPartition::new("t", 1), 8)]);
-    broker.reset_group_offsets("g", "t", OffsetSpec::Latest).unwrap();
+    let reset = broker
+        .reset_group_offsets("g", "t", OffsetSpec::Offset(8))
+        .unwrap();
+    assert_eq!(
+        reset,
+        vec![
+            (TopicPartition::new("t", 0), 8),
+            (TopicPartition::new("t", 1), 8)
+        ]
+    );
+    broker
+        .reset_group_offsets("g", "t", OffsetSpec::Latest)
+        .unwrap();
     let d = broker.describe_group("g").unwrap();
-    assert!(d.partitions.iter().all(|p| p.committed == Some(10) && p.lag == Some(0)));
+    assert!(
+        d.partitions
+            .iter()
+            .all(|p| p.committed == Some(10) && p.lag == Some(0))
+    );
     broker.delete_group("g").unwrap();
     assert!(broker.list_groups().is_empty());
-    assert!(matches!(broker.describe_group("g"), Err(Error::UnknownGroup { .. })));
+    assert!(matches!(
+        broker.describe_group("g"),
+        Err(Error::UnknownGroup { .. })
+    ));
     // Deleted offsets stay deleted after a reopen (tombstones), others come back.
-    broker.reset_group_offsets("h", "t", OffsetSpec::Offset(3)).unwrap();
+    broker
+        .reset_group_offsets("h", "t", OffsetSpec::Offset(3))
+        .unwrap();
     broker.close().unwrap();
     drop(broker);
     let broker = open(dir.path(), &clock);
@@ -320,5 +392,11 @@ fn group_operations_need_a_group_id() {
         ..ConsumerConfig::default()
     });
     e.subscribe(&["t"]).unwrap();
-    assert!(matches!(e.poll(NO_WAIT), Err(Error::InvalidConfig { name: "group.id", .. })));
+    assert!(matches!(
+        e.poll(NO_WAIT),
+        Err(Error::InvalidConfig {
+            name: "group.id",
+            ..
+        })
+    ));
 }
