@@ -360,16 +360,19 @@ impl Consumer {
     }
 
     /// After removal from the group: every partition is lost.
+    /// The callback runs with the old member id, so a commit attempted in it fails with
+    /// an error naming the member that was removed.
     fn lose_all(&mut self) -> Result<()> {
         let owned = self.assignment();
+        let result = if owned.is_empty() {
+            Ok(())
+        } else {
+            self.call_listener(|l, c| l.on_partitions_lost(c, &owned))
+        };
+        self.drop_partitions(&owned);
         if let Some(m) = self.membership.as_mut() {
             m.member_id = None;
         }
-        if owned.is_empty() {
-            return Ok(());
-        }
-        let result = self.call_listener(|l, c| l.on_partitions_lost(c, &owned));
-        self.drop_partitions(&owned);
         result
     }
 
