@@ -74,7 +74,9 @@ fn rebalance(c: &mut Criterion) {
     for assignor in ["range", "cooperative-sticky"] {
         let tmp = scratch();
         let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
-        broker.create_topic("t", PARTITIONS, TopicConfig::default()).unwrap();
+        broker
+            .create_topic("t", PARTITIONS, TopicConfig::default())
+            .unwrap();
         let mut members: Vec<Consumer> = (0..MEMBERS)
             .map(|_| {
                 let mut m = broker.consumer(config(assignor));

@@ -68,10 +68,16 @@ fn produce(broker: &Broker, topic: &str, partitions: i32, per_partition: i64) {
 
 /// Records each callback, for assertions on what was revoked and assigned.
 #[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<(String, Vec<TopicPartition>)>>>);
+struct Events(Arc<Mutex<Vec<Event>>>);
+
+/// A callback's name and partitions.
+type Event = (String, Vec<TopicPartition>);
+
+/// A describe row: partition, committed, log end offset, lag.
+type Row = (i32, Option<i64>, Option<i64>, Option<i64>);
 
 impl Events {
-    fn take(&self) -> Vec<(String, Vec<TopicPartition>)> {
+    fn take(&self) -> Vec<Event> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
@@ -315,7 +321,7 @@ fn admin_describes_resets_and_deletes() {
     .into();
     a.commit_sync_offsets(&commit).unwrap();
     let d = broker.describe_group("g").unwrap();
-    let rows: Vec<(i32, Option<i64>, Option<i64>, Option<i64>)> = d
+    let rows: Vec<Row> = d
         .partitions
         .iter()
         .map(|p| (p.partition.partition, p.committed, p.log_end_offset, p.lag))

@@ -532,11 +532,12 @@ impl Consumer {
         let Some(group) = self.config.group_id.clone() else {
             return Err(Error::NoGroupId { operation });
         };
-        let member = self.membership.as_ref().map(|m| {
-            m.member_id
-                .clone()
-                .unwrap_or_else(|| "(not joined yet)".to_string())
-        });
+        // A subscribed consumer that has not joined yet owns nothing, so the coordinator
+        // rejects its commits naming the partition (an empty member id is no member's).
+        let member = self
+            .membership
+            .as_ref()
+            .map(|m| m.member_id.clone().unwrap_or_default());
         Ok((group, member))
     }
 

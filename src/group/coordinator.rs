@@ -794,6 +794,11 @@ fn check_commit(g: &Group, member: Option<&str>, tp: &TopicPartition) -> Result<
         ));
     };
     let m = g.member(id).map_err(|e| match e {
+        Error::UnknownMember { .. } if id.is_empty() => fail(
+            id,
+            -1,
+            "the consumer has not joined its group yet (it joins in poll)".into(),
+        ),
         Error::UnknownMember { .. } => fail(
             id,
             -1,
