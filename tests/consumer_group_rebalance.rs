@@ -406,3 +406,116 @@ fn group_operations_need_a_group_id() {
         })
     ));
 }
+
+#[test]
+fn a_second_consumer_with_the_same_instance_id_fences_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let broker = open(dir.path(), &clock);
+    broker.create_topic("t", 2, TopicConfig::default()).unwrap();
+    let static_config = ConsumerConfig {
+        group_instance_id: Some("worker-1".into()),
+        ..config("g", Arc::new(RangeAssignor))
+    };
+    let mut a = broker.consumer(static_config.clone());
+    a.subscribe(&["t"]).unwrap();
+    a.poll(NO_WAIT).unwrap();
+    let mut b = broker.consumer(static_config);
+    b.subscribe(&["t"]).unwrap();
+    b.poll(NO_WAIT).unwrap();
+    assert_eq!(owned(&b), tps("t", &[0, 1]));
+    let old = a.member_id().unwrap().to_string();
+    match a.poll(NO_WAIT) {
+        Err(Error::FencedInstanceId {
+            group,
+            instance_id,
+            member,
+        }) => assert_eq!(
+            (group, instance_id, member),
+            ("g".into(), "worker-1".into(), old)
+        ),
+        other => panic!("expected FencedInstanceId, got {other:?}"),
+    }
+}
+
+#[test]
+fn commits_are_kafka_records_in_the_groups_offsets_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let broker = open(dir.path(), &clock);
+    broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+    let mut a = broker.consumer(config("g", Arc::new(RangeAssignor)));
+    a.subscribe(&["t"]).unwrap();
+    a.poll(NO_WAIT).unwrap();
+    a.commit_sync_offsets(&[(TopicPartition::new("t", 0), 42)].into())
+        .unwrap();
+    // "g".hashCode() = 103 in Java; 103 % 3 = 1.
+    let part = broker.partition("__consumer_offsets", 1).unwrap();
+    assert_eq!(part.log_end_offset(), 1);
+    assert_eq!(
+        broker
+            .partition("__consumer_offsets", 0)
+            .unwrap()
+            .log_end_offset(),
+        0
+    );
+    let batches = part.read(0, 1 << 20).unwrap();
+    let records: Vec<_> = batches[0]
+        .records(&partlog::Codecs::default())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key: &[u8] = &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 0];
+    assert_eq!(records[0].key.as_deref(), Some(key));
+    let mut value = vec![0, 3];
+    value.extend_from_slice(&42i64.to_be_bytes());
+    value.extend_from_slice(&(-1i32).to_be_bytes());
+    value.extend_from_slice(&[0, 0]);
+    value.extend_from_slice(&1_000i64.to_be_bytes());
+    assert_eq!(records[0].value.as_deref(), Some(&value[..]));
+    let config = broker.describe_topic("__consumer_offsets").unwrap().config;
+    assert_eq!(config.cleanup_policy, partlog::CleanupPolicy::Compact);
+    assert_eq!(config.fsync, partlog::FsyncPolicy::EveryAppend);
+}
+
+#[test]
+fn a_member_waiting_in_poll_hands_partitions_over_without_returning() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+    broker.create_topic("t", 2, TopicConfig::default()).unwrap();
+    let cfg = config("g", Arc::new(RangeAssignor));
+    let mut a = broker.consumer(cfg.clone());
+    a.subscribe(&["t"]).unwrap();
+    a.poll(NO_WAIT).unwrap();
+    assert_eq!(owned(&a), tps("t", &[0, 1]));
+    // a waits for records for up to a minute: b's join must wake it to revoke.
+    let waiting = std::thread::spawn(move || {
+        let records = a.poll(Duration::from_secs(60)).unwrap();
+        (records.len(), a)
+    });
+    let mut b = broker.consumer(cfg);
+    b.subscribe(&["t"]).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..600 {
+        got = b.poll(Duration::from_millis(100)).unwrap();
+        if !owned(&b).is_empty() {
+            break;
+        }
+    }
+    let mine = owned(&b);
+    assert_eq!(
+        mine.len(),
+        1,
+        "b never got a partition while a waited in poll"
+    );
+    assert!(got.is_empty());
+    // A record for a's partition ends a's poll; its assignment is the other partition.
+    let other = tps("t", &[0, 1]).difference(&mine).next().unwrap().clone();
+    let producer = broker.producer(ProducerConfig::default());
+    producer
+        .send_blocking(ProducerRecord::new("t", b"x").partition(other.partition))
+        .unwrap();
+    let (n, a) = waiting.join().unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(owned(&a), BTreeSet::from([other]));
+}
