@@ -143,6 +143,51 @@ impl Consumer {
     /// set), with callbacks for rebalances. Without a group, use
     /// [`Consumer::subscribe`].
     ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use partlog::{
+    ///     Broker, BrokerConfig, Consumer, ConsumerConfig, ConsumerRebalanceListener,
+    ///     OffsetReset, TopicConfig, TopicPartition,
+    /// };
+    ///
+    /// /// Commits the position of each partition before it moves to another member.
+    /// struct CommitOnRevoke;
+    ///
+    /// impl ConsumerRebalanceListener for CommitOnRevoke {
+    ///     fn on_partitions_revoked(
+    ///         &mut self,
+    ///         consumer: &mut Consumer,
+    ///         partitions: &[TopicPartition],
+    ///     ) -> partlog::Result<()> {
+    ///         let mut offsets = HashMap::new();
+    ///         for tp in partitions {
+    ///             offsets.insert(tp.clone(), consumer.position(tp)?);
+    ///         }
+    ///         consumer.commit_sync_offsets(&offsets)
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> partlog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let broker = Broker::open(dir.path(), BrokerConfig::default())?;
+    /// broker.create_topic("jobs", 4, TopicConfig::default())?;
+    /// let mut worker = broker.consumer(ConsumerConfig {
+    ///     group_id: Some("workers".into()),
+    ///     enable_auto_commit: false,
+    ///     auto_offset_reset: OffsetReset::Earliest,
+    ///     ..ConsumerConfig::default()
+    /// });
+    /// worker.subscribe_with_listener(&["jobs"], Box::new(CommitOnRevoke))?;
+    /// let records = worker.poll(Duration::from_millis(10))?; // joins the group
+    /// assert!(records.is_empty());
+    /// assert_eq!(worker.assignment().len(), 4);
+    /// worker.commit_sync()?;
+    /// worker.close()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::NoGroupId`]; [`Error::UnknownTopic`] (unless the broker auto-creates
     /// topics); an error from revoking the partitions of an earlier subscription.
