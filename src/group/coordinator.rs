@@ -428,7 +428,10 @@ impl Coordinator {
         check_assignors(&g, &req)?;
         let id = self.new_member_id(&req);
         let signal = Arc::new(AtomicBool::new(true));
-        if let Some(owned) = rejoin_static(&mut g, &req, &id, &signal, now) {
+        if let Some((owned, resubscribed)) = rejoin_static(&mut g, &req, &id, &signal, now) {
+            if resubscribed {
+                g.rebalance(broker);
+            }
             return Ok(Joined {
                 member_id: id,
                 owned,
@@ -731,14 +734,16 @@ fn check_assignors(g: &Group, req: &JoinRequest) -> Result<()> {
 }
 
 /// A static member whose instance id is in the group takes its place: same partitions,
-/// no rebalance. A live holder of that instance id is fenced, as Kafka does.
+/// no rebalance (unless it comes back subscribed to other topics, which Kafka also
+/// rebalances for). A live holder of that instance id is fenced, as Kafka does. Returns
+/// the partitions it owns and whether its subscription changed.
 fn rejoin_static(
     g: &mut Group,
     req: &JoinRequest,
     id: &str,
     signal: &Arc<AtomicBool>,
     now: i64,
-) -> Option<Vec<TopicPartition>> {
+) -> Option<(Vec<TopicPartition>, bool)> {
     let instance = req.instance_id.as_ref()?;
     let old_id = g
         .members
@@ -759,6 +764,8 @@ fn rejoin_static(
     m.assignors = req.assignors.clone();
     m.session_timeout_ms = req.session_timeout_ms;
     m.max_poll_interval_ms = req.max_poll_interval_ms;
+    let resubscribed = m.topics != req.topics;
+    m.topics = req.topics.clone();
     for tp in &m.owned {
         g.owners.insert(tp.clone(), id.to_string());
     }
@@ -767,7 +774,7 @@ fn rejoin_static(
     }
     let owned = m.owned.iter().cloned().collect();
     g.members.insert(id.to_string(), m);
-    Some(owned)
+    Some((owned, resubscribed))
 }
 
 /// Whether `member` may commit `tp`.
