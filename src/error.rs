@@ -262,6 +262,16 @@ pub enum Error {
     /// The log (or the directory holding it) has been closed.
     #[error("{0} is closed")]
     Closed(String),
+    /// A partition assignor returned an assignment that breaks the rules.
+    #[error("assignor {assignor} returned an invalid assignment for group {group:?}: {fault}")]
+    InvalidAssignment {
+        /// The consumer group.
+        group: String,
+        /// The assignor's name.
+        assignor: String,
+        /// What is wrong.
+        fault: Box<crate::AssignmentFault>,
+    },
 }
 
 impl Error {

@@ -55,8 +55,9 @@ pub use consumer::{
 };
 pub use error::{DecodeError, Error, Result};
 pub use group::assignor::{
-    Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription, RangeAssignor,
-    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, assignor_by_name,
+    AssignmentFault, Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription,
+    RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor, assignor_by_name,
+    validate_assignment,
 };
 pub use log::{
     AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,

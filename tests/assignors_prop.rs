@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use partlog::{
     Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription, RangeAssignor,
-    RoundRobinAssignor, StickyAssignor, TopicPartition,
+    RoundRobinAssignor, StickyAssignor, TopicPartition, validate_assignment,
 };
 use proptest::prelude::*;
 
@@ -221,6 +221,8 @@ proptest! {
             let out = assignor.assign(&g.partitions, &g.members);
             let missing = check_valid(&g, &out)?;
             prop_assert!(missing.is_empty(), "{} left out {:?}", assignor.name(), missing);
+            let checked = validate_assignment("g", assignor, &g.partitions, &g.members, &out);
+            prop_assert!(checked.is_ok(), "{:?}", checked);
         }
     }
 
@@ -245,6 +247,8 @@ proptest! {
         let sticky = StickyAssignor.assign(&g.partitions, &g.members);
         let out = CooperativeStickyAssignor.assign(&g.partitions, &g.members);
         check_valid(&g, &out)?;
+        let checked = validate_assignment("g", &CooperativeStickyAssignor, &g.partitions, &g.members, &out);
+        prop_assert!(checked.is_ok(), "{:?}", checked);
         for m in &g.members {
             let (given, computed) = (&out[&m.member_id], &sticky[&m.member_id]);
             for tp in computed {
