@@ -4,7 +4,8 @@
 //! - 16 members x 256 partitions: one topic, and 8 topics of 32 (equal subscriptions);
 //!   sticky and cooperative-sticky also with mixed subscriptions (the general path);
 //! - 100 members x 2000 partitions (20 topics of 100), sticky and cooperative-sticky,
-//!   equal and mixed subscriptions.
+//!   equal and mixed subscriptions, and mixed with lopsided previous ownership (most
+//!   partitions move).
 //!
 //! `cargo bench --bench assignors`
 
@@ -14,7 +15,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use partlog::{
     Assignor, CooperativeStickyAssignor, MemberSubscription, RangeAssignor, RoundRobinAssignor,
-    StickyAssignor,
+    StickyAssignor, TopicPartition,
 };
 
 /// The input of a rebalance: partition counts and member subscriptions.
@@ -57,6 +58,23 @@ fn scenario(members: usize, topics: usize, per_topic: i32, mixed: bool) -> Scena
     }
 }
 
+/// Mixed subscriptions where the previous ownership is as lopsided as it gets: every
+/// member claims every partition of its topics, in its own generation, so the members
+/// with the highest generations keep all their claims and the balancing has to move most
+/// partitions, many along chains.
+fn skewed(members: usize, topics: usize, per_topic: i32) -> Scenario {
+    let mut s = scenario(members, topics, per_topic, true);
+    for (i, m) in s.members.iter_mut().enumerate() {
+        let owned = m
+            .topics
+            .iter()
+            .flat_map(|t| (0..per_topic).map(move |p| TopicPartition::new(t.as_str(), p)))
+            .collect();
+        *m = m.clone().owning(owned, i as i32);
+    }
+    s
+}
+
 fn rebalance(c: &mut Criterion) {
     let all: [&dyn Assignor; 4] = [
         &RangeAssignor,
@@ -65,7 +83,7 @@ fn rebalance(c: &mut Criterion) {
         &CooperativeStickyAssignor,
     ];
     let sticky: [&dyn Assignor; 2] = [&StickyAssignor, &CooperativeStickyAssignor];
-    let cases: [(&str, Scenario, &[&dyn Assignor]); 5] = [
+    let cases: [(&str, Scenario, &[&dyn Assignor]); 6] = [
         ("16x256/1-topic", scenario(16, 1, 256, false), &all),
         ("16x256/8-topics", scenario(16, 8, 32, false), &all),
         ("16x256/8-topics-mixed", scenario(16, 8, 32, true), &sticky),
@@ -73,6 +91,11 @@ fn rebalance(c: &mut Criterion) {
         (
             "100x2000/20-topics-mixed",
             scenario(100, 20, 100, true),
+            &sticky,
+        ),
+        (
+            "100x2000/20-topics-mixed-skewed",
+            skewed(100, 20, 100),
             &sticky,
         ),
     ];
