@@ -519,3 +519,65 @@ fn a_member_waiting_in_poll_hands_partitions_over_without_returning() {
     assert_eq!(n, 1);
     assert_eq!(owned(&a), BTreeSet::from([other]));
 }
+
+/// A custom assignor with a bug: every member gets every partition.
+#[derive(Debug)]
+struct Greedy;
+
+impl Assignor for Greedy {
+    fn name(&self) -> &str {
+        "greedy"
+    }
+
+    fn assign(
+        &self,
+        partitions: &std::collections::BTreeMap<String, i32>,
+        members: &[partlog::MemberSubscription],
+    ) -> partlog::GroupAssignment {
+        let all: Vec<TopicPartition> = partitions
+            .iter()
+            .flat_map(|(t, n)| (0..*n).map(move |p| TopicPartition::new(t.as_str(), p)))
+            .collect();
+        members
+            .iter()
+            .map(|m| (m.member_id.clone(), all.clone()))
+            .collect()
+    }
+}
+
+#[test]
+fn a_custom_assignor_is_used_and_its_invalid_answers_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let broker = open(dir.path(), &clock);
+    broker.create_topic("t", 2, TopicConfig::default()).unwrap();
+    let mut a = broker.consumer(config("g", Arc::new(Greedy)));
+    a.subscribe(&["t"]).unwrap();
+    a.poll(NO_WAIT).unwrap();
+    assert_eq!(owned(&a), tps("t", &[0, 1]));
+    assert_eq!(
+        broker.describe_group("g").unwrap().assignor.as_deref(),
+        Some("greedy")
+    );
+    let mut b = broker.consumer(config("g", Arc::new(Greedy)));
+    b.subscribe(&["t"]).unwrap();
+    for c in [&mut b, &mut a] {
+        match c.poll(NO_WAIT) {
+            Err(Error::InvalidAssignment {
+                group, assignor, ..
+            }) => assert_eq!((group.as_str(), assignor.as_str()), ("g", "greedy")),
+            other => panic!("expected InvalidAssignment, got {other:?}"),
+        }
+    }
+    // Nobody was given a partition someone else owns.
+    assert!(owned(&a).is_disjoint(&owned(&b)));
+    // A member that offers no assignor in common cannot join.
+    let mut c = broker.consumer(config("g", Arc::new(RangeAssignor)));
+    c.subscribe(&["t"]).unwrap();
+    let err = c.poll(NO_WAIT).unwrap_err();
+    assert!(
+        matches!(err, Error::InconsistentGroupProtocol { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("greedy"), "{err}");
+}

@@ -365,7 +365,14 @@ impl Consumer {
                     self.lose_all()?;
                     self.join()?;
                 }
-                other => other?,
+                Err(e) => {
+                    // Try again at the next poll (an invalid assignment, an I/O error).
+                    if let Some(m) = &self.membership {
+                        m.signal.store(true, Ordering::SeqCst);
+                    }
+                    return Err(e);
+                }
+                Ok(()) => {}
             }
         }
         Ok(())

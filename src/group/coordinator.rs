@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::assignor::{Assignor, MemberSubscription, RebalanceProtocol};
+use super::assignor::{Assignor, MemberSubscription, RebalanceProtocol, validate_assignment};
 use super::offsets::{OffsetAndMetadata, fits_string};
 use super::store;
 use crate::broker::Broker;
@@ -128,6 +128,9 @@ pub(crate) struct Group {
     pub(crate) offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     /// Member ids taken over by another consumer with the same instance id.
     fenced: BTreeMap<String, String>,
+    /// What was wrong with the assignor's answer at the last rebalance, returned to each
+    /// member's sync until a rebalance gets a valid one.
+    invalid: Option<(String, crate::group::assignor::AssignmentFault)>,
 }
 
 impl Group {
@@ -143,6 +146,7 @@ impl Group {
             topic_epoch: u64::MAX,
             offsets: BTreeMap::new(),
             fenced: BTreeMap::new(),
+            invalid: None,
         }
     }
 
@@ -248,6 +252,20 @@ impl Group {
             })
             .collect();
         let assignment = assignor.assign(&self.partitions, &subscriptions);
+        self.invalid = match validate_assignment(
+            &self.name,
+            assignor.as_ref(),
+            &self.partitions,
+            &subscriptions,
+            &assignment,
+        ) {
+            Err(Error::InvalidAssignment {
+                assignor, fault, ..
+            }) => Some((assignor, *fault)),
+            _ => None,
+        };
+        // Even a faulty answer is applied as far as it is safe (see `set_target`), so
+        // the members keep reading what it does assign.
         self.set_target(assignment);
         for m in self.members.values() {
             m.notify();
@@ -510,6 +528,13 @@ impl Coordinator {
         let g = self.group(group);
         let mut g = g.lock();
         g.maintain(broker, now);
+        if let Some((assignor, fault)) = &g.invalid {
+            return Err(Error::InvalidAssignment {
+                group: g.name.clone(),
+                assignor: assignor.clone(),
+                fault: Box::new(fault.clone()),
+            });
+        }
         let eager_restart = !g.cooperative();
         let generation = g.generation;
         let target = g.target.get(member).cloned().unwrap_or_default();
