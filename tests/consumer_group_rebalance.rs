@@ -581,3 +581,46 @@ fn a_custom_assignor_is_used_and_its_invalid_answers_are_errors() {
     );
     assert!(err.to_string().contains("greedy"), "{err}");
 }
+
+#[test]
+fn a_bad_offsets_record_fails_the_open_naming_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    {
+        let broker = open(dir.path(), &clock);
+        broker
+            .reset_group_offsets("h", "missing", OffsetSpec::Earliest)
+            .unwrap_err();
+        broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+        broker
+            .reset_group_offsets("h", "t", OffsetSpec::Earliest)
+            .unwrap();
+        let producer = broker.producer(ProducerConfig::default());
+        // An OffsetCommitKey whose value has version 9.
+        let key: &[u8] = &[0, 1, 0, 1, b'h', 0, 1, b't', 0, 0, 0, 0];
+        producer
+            .send_blocking(
+                ProducerRecord::new("__consumer_offsets", &[0, 9])
+                    .key(key)
+                    .partition(2),
+            )
+            .unwrap();
+        producer.flush().unwrap();
+        broker.close().unwrap();
+    }
+    let err = Broker::open(
+        dir.path(),
+        BrokerConfig {
+            clock: clock.clone(),
+            ..BrokerConfig::default()
+        },
+    )
+    .unwrap_err();
+    match &err {
+        Error::BadOffsetsRecord {
+            partition, offset, ..
+        } => assert_eq!((partition.as_str(), *offset), ("__consumer_offsets-2", 1)),
+        other => panic!("expected BadOffsetsRecord, got {other:?}"),
+    }
+    assert!(err.to_string().contains("version 9"), "{err}");
+}
