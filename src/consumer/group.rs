@@ -46,6 +46,23 @@ use crate::group::coordinator::JoinRequest;
 /// Each gets the consumer, so it can commit, seek or look up positions. An error returned
 /// by a callback is returned by the `poll` that ran it, after the rebalance step
 /// completed.
+///
+/// **How a group rebalances.** The broker's group coordinator runs the assignor when a
+/// member joins, leaves (`close`, or dropped), is removed for not polling within
+/// `max_poll_interval`, or when a subscribed topic gains partitions. Each member learns
+/// of it in its next `poll` (a member parked in `poll` is woken): it revokes what it must
+/// give up — everything with an eager assignor (range, roundrobin, sticky), only the
+/// partitions that move with cooperative-sticky — and takes the partitions of its new
+/// assignment as their previous owners release them. A partition never has two owners
+/// among the group's members; a member that was removed gets
+/// [`on_partitions_lost`](Self::on_partitions_lost) at its next `poll` and joins again.
+///
+/// **Delivery.** Commit the positions in `on_partitions_revoked` (auto-commit does it
+/// just before that callback) and finish processing what a `poll` returned before the
+/// next `poll`: the partition's next owner then starts exactly where this one stopped,
+/// so no record is skipped or read twice across rebalances. Auto-commit alone is
+/// at-least-once: a consumer dropped without `close`, or removed for not polling, leaves
+/// what it polled since the last interval commit to be read again by the next owner.
 pub trait ConsumerRebalanceListener: Send {
     /// The consumer is about to give these partitions up; it still owns them, so this is
     /// the place to commit their positions. The coordinator hands them to their new owner
