@@ -131,9 +131,10 @@ impl fmt::Debug for Membership {
 }
 
 impl Membership {
-    /// Whether the coordinator has something for this member.
+    /// Whether the coordinator has something for this member that `poll` can act on now
+    /// (not from inside a callback, where the sync is not run).
     pub(super) fn signalled(&self) -> bool {
-        self.signal.load(Ordering::SeqCst)
+        !self.in_callback && self.signal.load(Ordering::SeqCst)
     }
 }
 
