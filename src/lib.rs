@@ -47,6 +47,7 @@ pub use broker::{
     Broker, BrokerConfig, CleanupPolicy, Partition, PartitionInfo, TopicCompression, TopicConfig,
     TopicDescription,
 };
+pub use broker::{CleanerConfig, PartitionCleanReport, Ratio};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, OffsetAndTimestamp, OffsetReset, TopicPartition,
@@ -57,6 +58,7 @@ pub use log::{
     AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,
     Truncation, partition_dir_name, read_checkpoint, validate_topic_name, write_checkpoint,
 };
+pub use log::{CompactionConfig, CompactionReport, RetentionReport, SwapHook, SwapStep};
 pub use producer::{
     Partitioner, Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendHandle, murmur2,
     partition_for_key,

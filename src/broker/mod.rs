@@ -1,5 +1,6 @@
 //! The root handle: a data directory of topics, each split into partition logs.
 
+mod cleaner;
 mod config;
 mod partition;
 mod store;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+pub use cleaner::{CleanerConfig, PartitionCleanReport, Ratio};
 pub use config::{BrokerConfig, CleanupPolicy, TopicCompression, TopicConfig};
 pub use partition::{Partition, PartitionInfo, TopicDescription};
 
@@ -65,6 +67,8 @@ pub(crate) struct Inner {
     /// can tell with one atomic load that their cached view of the topics is stale.
     topic_epoch: AtomicU64,
     closed: AtomicBool,
+    /// The background cleaner (retention and compaction).
+    cleaner: cleaner::CleanerThread,
 }
 
 /// The root handle of partlog: a data directory holding topics and their partitions.
@@ -119,9 +123,13 @@ impl Broker {
             admin: Mutex::new(()),
             topic_epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            cleaner: cleaner::CleanerThread::default(),
         });
         let broker = Broker { inner };
         broker.save_topics()?;
+        broker.load_cleaner_checkpoints();
+        cleaner::CleanerThread::start(&broker.inner)
+            .map_err(|e| Error::io(broker.path().join(cleaner::CLEANER_CHECKPOINT), e))?;
         Ok(broker)
     }
 
@@ -361,6 +369,8 @@ impl Broker {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.inner.cleaner.stop();
+        self.write_cleaner_checkpoints()?;
         self.inner.dir.close()
     }
 

@@ -609,6 +609,10 @@ impl Producer {
     fn send_with(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         self.check_open()?;
         let topics = self.topic(record.topic)?;
+        if record.key.is_none() && topics.topic.config.cleanup_policy.compacts() {
+            let topic = record.topic.to_string();
+            return Err(Error::KeylessRecordOnCompactedTopic { topic });
+        }
         let partitions = topics.topic.partition_count();
         let ts = record
             .timestamp

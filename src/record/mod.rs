@@ -10,8 +10,10 @@ mod codec;
 mod compression;
 mod control;
 pub(crate) mod layout;
+mod rewrite;
 mod varint;
 
+pub(crate) use rewrite::rebuild;
 pub(crate) use varint::varint_len;
 
 pub use batch::{Header, Record, RecordBatch, Records, TimestampType, batch_size};
