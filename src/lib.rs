@@ -58,7 +58,9 @@ pub use log::{
     AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,
     Truncation, partition_dir_name, read_checkpoint, validate_topic_name, write_checkpoint,
 };
-pub use log::{CompactionConfig, CompactionReport, RetentionReport, SwapHook, SwapStep};
+pub use log::{
+    CompactionConfig, CompactionReport, MAP_ENTRY_OVERHEAD, RetentionReport, SwapHook, SwapStep,
+};
 pub use producer::{
     Partitioner, Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendHandle, murmur2,
     partition_for_key,

@@ -245,10 +245,13 @@ impl Log {
         if let Some(open) = txns.first_open {
             uncleanable = uncleanable.min(open);
         }
-        if first_dirty >= uncleanable {
-            return Ok(report);
-        }
-        let (map, end) = self.build_offset_map(sealed, first_dirty, uncleanable, &txns, config)?;
+        // With nothing dirty the pass still rewrites the clean segments whose tombstones
+        // or markers reached their delete horizon (an unchanged group is left alone).
+        let (map, end) = if first_dirty >= uncleanable {
+            (HashMap::new(), first_dirty.min(uncleanable))
+        } else {
+            self.build_offset_map(sealed, first_dirty, uncleanable, &txns, config)?
+        };
         let targets: Vec<Arc<Segment>> = sealed
             .iter()
             .filter(|s| s.base_offset() < end)
@@ -264,10 +267,12 @@ impl Log {
             removed: 0,
         };
         for group in self.groups(&targets) {
-            report.segments_cleaned += group.len();
             report.bytes_read += group.iter().map(|s| s.size()).sum::<u64>();
-            report.bytes_written += self.clean_group(group, &mut rewrite)?;
-            report.segments_written += 1;
+            if let Some(written) = self.clean_group(group, &mut rewrite)? {
+                report.segments_cleaned += group.len();
+                report.bytes_written += written;
+                report.segments_written += 1;
+            }
         }
         report.records_removed = rewrite.removed;
         report.end_offset = end;
@@ -387,8 +392,9 @@ impl Log {
         out
     }
 
-    /// Step 3 for one group: writes the `.cleaned` output, swaps it in, returns its size.
-    fn clean_group(&self, group: &[Arc<Segment>], rw: &mut Rewrite<'_>) -> Result<u64> {
+    /// Step 3 for one group: writes the `.cleaned` output and swaps it in; returns its
+    /// size, or `None` when every batch stayed as it was (the output is then dropped).
+    fn clean_group(&self, group: &[Arc<Segment>], rw: &mut Rewrite<'_>) -> Result<Option<u64>> {
         let base = group[0].base_offset();
         let mut out = CleanedWriter::create(
             &self.dir,
@@ -401,26 +407,30 @@ impl Log {
         // output ends where the group ended and a reopen after a crash mid-swap replaces
         // exactly the group's segments.
         let mut pending: Option<RecordBatch> = None;
+        let mut changed = false;
         for seg in group {
             let mut scanner = seg.scanner(0);
             while let Some((_, b)) = next_batch(seg, &mut scanner)? {
                 if let Some(prev) = pending.replace(b) {
-                    self.write_filtered(&mut out, seg, &prev, rw, false)?;
+                    changed |= self.write_filtered(&mut out, seg, &prev, rw, false)?;
                 }
             }
         }
         if let Some(last) = pending {
             let seg = group.last().expect("a group is never empty");
-            self.write_filtered(&mut out, seg, &last, rw, true)?;
+            changed |= self.write_filtered(&mut out, seg, &last, rw, true)?;
         }
         let size = out.size();
+        if !changed && group.len() == 1 {
+            return out.discard().map(|()| None);
+        }
         out.finish()?;
         let old: Vec<i64> = group.iter().map(|s| s.base_offset()).collect();
         let result = self.swap_in(base, &old);
         if let Err(e) = &result {
             *self.cleanup.disabled.lock() = Some(e.to_string());
         }
-        result.map(|()| size)
+        result.map(|()| Some(size))
     }
 
     fn write_filtered(
@@ -430,15 +440,18 @@ impl Log {
         b: &RecordBatch,
         rw: &mut Rewrite<'_>,
         last_of_group: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let outcome = self.filter_batch(seg, b, rw)?;
         let keep_empty = last_of_group
             || (b.producer_id() >= 0 && rw.txns.last_batch.get(&b.producer_id()) == Some(&b.base_offset()));
         match outcome {
-            Outcome::Keep => out.append(b.as_bytes(), b.last_offset(), b.max_timestamp()),
+            Outcome::Keep => {
+                out.append(b.as_bytes(), b.last_offset(), b.max_timestamp())?;
+                return Ok(false);
+            }
             Outcome::Rewrite(bytes) => {
                 let max_ts = crate::record::layout::get_i64(&bytes, crate::record::layout::MAX_TIMESTAMP);
-                out.append(&bytes, b.last_offset(), max_ts)
+                out.append(&bytes, b.last_offset(), max_ts)?;
             }
             Outcome::Drop if keep_empty => {
                 let bytes = rebuild(b, &[], None, &self.codecs).map_err(|source| {
@@ -448,10 +461,11 @@ impl Log {
                         source,
                     }
                 })?;
-                out.append(&bytes, b.last_offset(), b.max_timestamp())
+                out.append(&bytes, b.last_offset(), b.max_timestamp())?;
             }
-            Outcome::Drop => Ok(()),
+            Outcome::Drop => {}
         }
+        Ok(true)
     }
 
     /// What happens to one batch (reference §5.2's retention rule).

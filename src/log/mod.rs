@@ -24,7 +24,7 @@ pub(crate) use checkpoint::{bad_line, read_entry_lines, sync_dir, write_entry_li
 pub use checkpoint::{read_checkpoint, write_checkpoint};
 pub use config::{FsyncPolicy, LogConfig};
 pub use dir::{LogDir, partition_dir_name, validate_topic_name};
-pub use compact::{CompactionConfig, CompactionReport};
+pub use compact::{CompactionConfig, CompactionReport, MAP_ENTRY_OVERHEAD};
 pub use load::{RecoveryReport, Truncation};
 pub use retention::RetentionReport;
 pub use swap::{SwapHook, SwapStep};

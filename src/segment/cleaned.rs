@@ -97,6 +97,20 @@ impl CleanedWriter {
             .join(format!("{}{CLEANED}", file_name(self.base_offset, "log")))
     }
 
+    /// Deletes the `.cleaned` files: the output is not needed.
+    pub(crate) fn discard(self) -> Result<()> {
+        let path = |ext| {
+            self.dir
+                .join(format!("{}{CLEANED}", file_name(self.base_offset, ext)))
+        };
+        let paths = [path("log"), path("index"), path("timeindex")];
+        drop(self);
+        for p in paths {
+            std::fs::remove_file(&p).at(&p)?;
+        }
+        Ok(())
+    }
+
     /// Writes the final time-index entry, trims the indexes and fsyncs all three files.
     pub(crate) fn finish(mut self) -> Result<()> {
         if self.max_ts.1 >= 0 {
