@@ -22,8 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use partlog::{
-    BatchBuilder, Codecs, CompactionConfig, Compression, Log, LogConfig, LogOptions,
-    ManualClock,
+    BatchBuilder, Codecs, CompactionConfig, Compression, Log, LogConfig, LogOptions, ManualClock,
 };
 use proptest::prelude::*;
 
@@ -178,7 +177,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(info.base_offset, m.produced.len() as i64);
                 for (k, v) in records {
                     m.latest.insert(k, m.produced.len() as i64);
-                    m.produced.push(Rec { key: k, value: v, ts: now });
+                    m.produced.push(Rec {
+                        key: k,
+                        value: v,
+                        ts: now,
+                    });
                 }
             }
             Op::Roll => log.roll_now().unwrap(),

@@ -52,7 +52,12 @@ fn fill(log: &Log) {
             let key = format!("key-{k}");
             let value = format!("value-{round}-{k}");
             let tombstone = (round + k) % 7 == 0;
-            b.push(T0, Some(key.as_bytes()), (!tombstone).then_some(value.as_bytes()), &[]);
+            b.push(
+                T0,
+                Some(key.as_bytes()),
+                (!tombstone).then_some(value.as_bytes()),
+                &[],
+            );
             log.append(b.build(&Codecs::default()).unwrap()).unwrap();
         }
     }
@@ -67,7 +72,11 @@ fn all(log: &Log) -> Vec<Rec> {
             for r in b.records(log.codecs()).unwrap() {
                 let r = r.unwrap();
                 if r.offset >= next {
-                    out.push((r.offset, r.key.unwrap().to_vec(), r.value.map(|v| v.to_vec())));
+                    out.push((
+                        r.offset,
+                        r.key.unwrap().to_vec(),
+                        r.value.map(|v| v.to_vec()),
+                    ));
                 }
             }
             next = b.next_offset();
@@ -77,7 +86,10 @@ fn all(log: &Log) -> Vec<Rec> {
 }
 
 fn latest(records: &[Rec]) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
-    records.iter().map(|(_, k, v)| (k.clone(), v.clone())).collect()
+    records
+        .iter()
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Copies the partition directory of `from` (closed) into `to`, without fsyncs: each
@@ -173,7 +185,10 @@ fn check(got: &[Rec], before: &BTreeSet<Rec>, after: &[Rec], step: usize) {
         assert!(got_set.contains(r), "step {step}: lost {r:?}");
     }
     let offsets: Vec<i64> = got.iter().map(|r| r.0).collect();
-    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "step {step}: offsets out of order");
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "step {step}: offsets out of order"
+    );
     assert_eq!(latest(got), latest(after), "step {step}");
 }
 
@@ -195,7 +210,10 @@ fn kafka_verify(dir: &Path) {
     let python = explicit.clone().unwrap_or_else(|| "python3".into());
     let import = Command::new(&python).args(["-c", "import kafka"]).output();
     if !script.exists() || !matches!(&import, Ok(o) if o.status.success()) {
-        assert!(explicit.is_none(), "{PYTHON_ENV} is set but kafka_verify cannot run");
+        assert!(
+            explicit.is_none(),
+            "{PYTHON_ENV} is set but kafka_verify cannot run"
+        );
         return;
     }
     let out = Command::new(&python)

@@ -176,7 +176,10 @@ fn topics_clean_compacts_now_and_describe_shows_the_dirty_ratio() {
     // The next batch does not fit the 100-byte segment: the first one is sealed.
     partlog(Some(dir), &sep, "k2:d\n").ok();
     let describe = run(dir, &["topics", "describe", "c"]).ok();
-    assert!(describe.contains("\tSegments: 2\tDirtyRatio: 1.000"), "{describe}");
+    assert!(
+        describe.contains("\tSegments: 2\tDirtyRatio: 1.000"),
+        "{describe}"
+    );
 
     let out = run(dir, &["topics", "clean", "c"]).ok();
     assert_eq!(
@@ -187,13 +190,22 @@ fn topics_clean_compacts_now_and_describe_shows_the_dirty_ratio() {
     assert!(describe.contains("\tDirtyRatio: 0.000"), "{describe}");
     let all = run(
         dir,
-        &["consume", "c", "--from-beginning", "--print-key", "--print-offset"],
+        &[
+            "consume",
+            "c",
+            "--from-beginning",
+            "--print-key",
+            "--print-offset",
+        ],
     )
     .ok();
     assert_eq!(all, "0:1\tk2\tb\n0:2\tk1\tc\n0:3\tk2\td\n");
 
     let err = partlog(Some(dir), &["produce", "c"], "no-key\n").fails(1);
-    assert!(err.contains("cannot accept a record without a key"), "{err}");
+    assert!(
+        err.contains("cannot accept a record without a key"),
+        "{err}"
+    );
     let err = run(dir, &["topics", "clean", "nope"]).fails(1);
     assert!(err.contains(r#"unknown topic "nope""#), "{err}");
 }

@@ -41,7 +41,11 @@ fn all(log: &Log) -> Vec<Rec> {
             for r in b.records(log.codecs()).unwrap() {
                 let r = r.unwrap();
                 if r.offset >= next && !b.is_control() {
-                    out.push((r.offset, r.key.unwrap().to_vec(), r.value.map(|v| v.to_vec())));
+                    out.push((
+                        r.offset,
+                        r.key.unwrap().to_vec(),
+                        r.value.map(|v| v.to_vec()),
+                    ));
                 }
             }
             next = b.next_offset();
@@ -63,7 +67,11 @@ fn latest_value_per_key_with_offsets_and_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let log = open_log(dir.path(), clock.clone());
-    put(&log, &[("a", Some("a0")), ("b", Some("b0")), ("c", Some("c0"))], Compression::None);
+    put(
+        &log,
+        &[("a", Some("a0")), ("b", Some("b0")), ("c", Some("c0"))],
+        Compression::None,
+    );
     log.roll_now().unwrap();
     put(&log, &[("a", Some("a1")), ("b", None)], Compression::Lz4);
     put(&log, &[("d", Some("d0"))], Compression::Gzip);
@@ -87,7 +95,14 @@ fn latest_value_per_key_with_offsets_and_gaps() {
     // The first batch kept its base offset and last offset delta: a read at 0 or 1 lands
     // on it and goes on at 3.
     let first = &log.read(0, 1).unwrap()[0];
-    assert_eq!((first.base_offset(), first.last_offset(), first.records_count()), (0, 2, 1));
+    assert_eq!(
+        (
+            first.base_offset(),
+            first.last_offset(),
+            first.records_count()
+        ),
+        (0, 2, 1)
+    );
     let tomb = &log.read(4, 1).unwrap()[0];
     assert!(tomb.has_delete_horizon());
     assert_eq!(tomb.base_timestamp(), T0 + 1000);
@@ -131,7 +146,10 @@ fn aborted_transaction_of_the_golden_segment_is_removed() {
     let expect: Vec<(i64, String, bool)> = (0..5)
         .map(|i| (20 + i, format!("key-{i}"), i != 1))
         .collect();
-    assert_eq!(keys, expect, "the zstd batch's records are the latest; 25-27 aborted");
+    assert_eq!(
+        keys, expect,
+        "the zstd batch's records are the latest; 25-27 aborted"
+    );
     let batches = log.read(25, 1 << 20).unwrap();
     assert_eq!(batches.len(), 1, "the aborted data batch is gone");
     assert!(batches[0].is_control() && batches[0].has_delete_horizon());
@@ -204,7 +222,8 @@ fn compacted_topics_refuse_keyless_records_and_consumers_skip_gaps() {
     assert!(err.to_string().contains("without a key"), "{err}");
     for i in 0..20 {
         let v = format!("v{i}");
-        let rec = ProducerRecord::new("c", v.as_bytes()).key(if i % 2 == 0 { b"even" } else { b"odd" });
+        let rec =
+            ProducerRecord::new("c", v.as_bytes()).key(if i % 2 == 0 { b"even" } else { b"odd" });
         producer.send_blocking(rec).unwrap();
     }
     producer.flush().unwrap();
@@ -228,7 +247,9 @@ fn compacted_topics_refuse_keyless_records_and_consumers_skip_gaps() {
     assert_eq!(got, vec![(18, b"v18".to_vec()), (19, b"v19".to_vec())]);
     // A position inside a gap continues at the next offset that exists.
     consumer.seek(&TopicPartition::new("c", 0), 5).unwrap();
-    let got = consumer.poll(std::time::Duration::from_millis(100)).unwrap();
+    let got = consumer
+        .poll(std::time::Duration::from_millis(100))
+        .unwrap();
     assert_eq!(got.first().map(|r| r.offset), Some(18));
     drop(consumer);
     drop(producer);

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use partlog::{
-    BatchBuilder, Broker, BrokerConfig, CleanerConfig, Codecs, Compression, Error, Log,
-    LogConfig, LogOptions, ManualClock, TopicConfig,
+    BatchBuilder, Broker, BrokerConfig, CleanerConfig, Codecs, Compression, Error, Log, LogConfig,
+    LogOptions, ManualClock, TopicConfig,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -78,13 +78,26 @@ fn time_retention_at_the_exact_boundary() {
     let err = log.read(1, 1 << 20).unwrap_err();
     assert!(matches!(
         err,
-        Error::OffsetOutOfRange { offset: 1, log_start_offset: 2, log_end_offset: 4, .. }
+        Error::OffsetOutOfRange {
+            offset: 1,
+            log_start_offset: 2,
+            log_end_offset: 4,
+            ..
+        }
     ));
     assert!(err.to_string().contains("valid offsets are 2..=4"), "{err}");
-    assert_eq!(values(&log, 2), vec![(2, b"v".to_vec()), (3, b"v".to_vec())]);
+    assert_eq!(
+        values(&log, 2),
+        vec![(2, b"v".to_vec()), (3, b"v".to_vec())]
+    );
     // -1 disables the rule.
     clock.advance(1_000_000);
-    assert!(log.apply_retention(-1, -1).unwrap().deleted_segments.is_empty());
+    assert!(
+        log.apply_retention(-1, -1)
+            .unwrap()
+            .deleted_segments
+            .is_empty()
+    );
 }
 
 #[test]
@@ -116,10 +129,25 @@ fn size_retention_at_the_exact_boundary() {
     let seg = log.size_bytes() as i64 / 4;
     let total = log.size_bytes() as i64;
     // One byte short of room for deleting a segment: nothing goes.
-    assert!(log.apply_retention(-1, total - seg + 1).unwrap().deleted_segments.is_empty());
-    assert!(log.apply_retention(-1, total).unwrap().deleted_segments.is_empty());
+    assert!(
+        log.apply_retention(-1, total - seg + 1)
+            .unwrap()
+            .deleted_segments
+            .is_empty()
+    );
+    assert!(
+        log.apply_retention(-1, total)
+            .unwrap()
+            .deleted_segments
+            .is_empty()
+    );
     // Exactly one segment over: the oldest goes.
-    assert_eq!(log.apply_retention(-1, total - seg).unwrap().deleted_segments, vec![0]);
+    assert_eq!(
+        log.apply_retention(-1, total - seg)
+            .unwrap()
+            .deleted_segments,
+        vec![0]
+    );
     assert_eq!(log.size_bytes() as i64, total - seg);
     // Two and a half segments over: two go, the rest stays over by half a segment.
     let total = log.size_bytes() as i64;
@@ -143,13 +171,36 @@ fn delete_records_moves_the_start_inside_a_segment() {
     log.roll_now().unwrap();
     append_segment(&log, T0, &[5]);
     assert_eq!(log.delete_records(3).unwrap(), 3);
-    assert_eq!(log.segment_base_offsets(), vec![0, 5, 6], "segment 0 keeps its bytes");
-    assert!(matches!(log.read(2, 100), Err(Error::OffsetOutOfRange { log_start_offset: 3, .. })));
-    assert_eq!(values(&log, 3), vec![(3, vec![3]), (4, vec![4]), (5, vec![5])]);
+    assert_eq!(
+        log.segment_base_offsets(),
+        vec![0, 5, 6],
+        "segment 0 keeps its bytes"
+    );
+    assert!(matches!(
+        log.read(2, 100),
+        Err(Error::OffsetOutOfRange {
+            log_start_offset: 3,
+            ..
+        })
+    ));
+    assert_eq!(
+        values(&log, 3),
+        vec![(3, vec![3]), (4, vec![4]), (5, vec![5])]
+    );
     // Never backwards; past the end is an error naming the range.
     assert_eq!(log.delete_records(1).unwrap(), 3);
     let err = log.delete_records(7).unwrap_err();
-    assert!(matches!(err, Error::OffsetOutOfRange { offset: 7, log_end_offset: 6, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::OffsetOutOfRange {
+                offset: 7,
+                log_end_offset: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // At the next segment's base the whole first segment goes.
     assert_eq!(log.delete_records(5).unwrap(), 5);
     assert_eq!(log.segment_base_offsets(), vec![5, 6]);

@@ -20,7 +20,9 @@ use parking_lot::{Condvar, Mutex};
 
 use super::{Broker, Inner, Topic};
 use crate::error::Result;
-use crate::log::{CompactionConfig, CompactionReport, Log, RetentionReport, read_checkpoint, write_checkpoint};
+use crate::log::{
+    CompactionConfig, CompactionReport, Log, RetentionReport, read_checkpoint, write_checkpoint,
+};
 
 /// File at the data directory root holding each compacted partition's first dirty
 /// offset, in Kafka's offset-checkpoint format.

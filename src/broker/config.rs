@@ -265,8 +265,14 @@ impl TopicConfig {
                 "min.cleanable.dirty.ratio",
                 self.min_cleanable_dirty_ratio.to_string(),
             ),
-            ("min.compaction.lag.ms", self.min_compaction_lag_ms.to_string()),
-            ("max.compaction.lag.ms", self.max_compaction_lag_ms.to_string()),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms.to_string(),
+            ),
         ]);
         match self.fsync {
             FsyncPolicy::Never => pairs.push(("flush.messages", i64::MAX.to_string())),

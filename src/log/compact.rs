@@ -380,7 +380,10 @@ impl Log {
             let (base, mut size, mut j) = (targets[i].base_offset(), targets[i].size(), i + 1);
             while j < targets.len()
                 && size + targets[j].size() <= limit
-                && targets.get(j + 1).map_or(self.log_end_offset(), |s| s.base_offset()) - base
+                && targets
+                    .get(j + 1)
+                    .map_or(self.log_end_offset(), |s| s.base_offset())
+                    - base
                     <= i64::from(i32::MAX)
             {
                 size += targets[j].size();
@@ -443,14 +446,16 @@ impl Log {
     ) -> Result<bool> {
         let outcome = self.filter_batch(seg, b, rw)?;
         let keep_empty = last_of_group
-            || (b.producer_id() >= 0 && rw.txns.last_batch.get(&b.producer_id()) == Some(&b.base_offset()));
+            || (b.producer_id() >= 0
+                && rw.txns.last_batch.get(&b.producer_id()) == Some(&b.base_offset()));
         match outcome {
             Outcome::Keep => {
                 out.append(b.as_bytes(), b.last_offset(), b.max_timestamp())?;
                 return Ok(false);
             }
             Outcome::Rewrite(bytes) => {
-                let max_ts = crate::record::layout::get_i64(&bytes, crate::record::layout::MAX_TIMESTAMP);
+                let max_ts =
+                    crate::record::layout::get_i64(&bytes, crate::record::layout::MAX_TIMESTAMP);
                 out.append(&bytes, b.last_offset(), max_ts)?;
             }
             Outcome::Drop if keep_empty => {
@@ -469,7 +474,12 @@ impl Log {
     }
 
     /// What happens to one batch (reference §5.2's retention rule).
-    fn filter_batch(&self, seg: &Segment, b: &RecordBatch, rw: &mut Rewrite<'_>) -> Result<Outcome> {
+    fn filter_batch(
+        &self,
+        seg: &Segment,
+        b: &RecordBatch,
+        rw: &mut Rewrite<'_>,
+    ) -> Result<Outcome> {
         let expired = b.has_delete_horizon() && rw.now >= b.base_timestamp();
         let pid = b.producer_id();
         if b.is_control() {

@@ -50,7 +50,11 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::Io`] naming the file that could not be renamed or deleted; a roll's errors.
-    pub fn apply_retention(&self, retention_ms: i64, retention_bytes: i64) -> Result<RetentionReport> {
+    pub fn apply_retention(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<RetentionReport> {
         let _pass = self.cleanup.pass.lock();
         let now = self.clock.now_ms();
         let by_time = |segs: &[Arc<Segment>]| {
@@ -151,7 +155,10 @@ impl Log {
         for seg in &removed {
             for ext in SEGMENT_EXTS {
                 let from = dir.join(crate::segment::file_name(seg.base_offset(), ext));
-                let to = dir.join(format!("{}{DELETED}", crate::segment::file_name(seg.base_offset(), ext)));
+                let to = dir.join(format!(
+                    "{}{DELETED}",
+                    crate::segment::file_name(seg.base_offset(), ext)
+                ));
                 match std::fs::rename(&from, &to) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -164,7 +171,10 @@ impl Log {
         sync_dir(&dir)?;
         for seg in &removed {
             for ext in SEGMENT_EXTS {
-                let p = dir.join(format!("{}{DELETED}", crate::segment::file_name(seg.base_offset(), ext)));
+                let p = dir.join(format!(
+                    "{}{DELETED}",
+                    crate::segment::file_name(seg.base_offset(), ext)
+                ));
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -51,7 +51,14 @@ pub(crate) fn rebuild(
         Compression::None => out.extend_from_slice(&payload),
         c => codecs.compress(c, &payload, &mut out)?,
     }
-    write_header(&mut out, batch, attributes, base_ts, max_ts, kept.len() as i32);
+    write_header(
+        &mut out,
+        batch,
+        attributes,
+        base_ts,
+        max_ts,
+        kept.len() as i32,
+    );
     Ok(out)
 }
 
@@ -140,7 +147,11 @@ mod tests {
         for c in [Compression::None, Compression::Gzip, Compression::Lz4] {
             let batch = stored(c);
             let codecs = Codecs::default();
-            let all: Vec<Record> = batch.records(&codecs).unwrap().map(|r| r.unwrap()).collect();
+            let all: Vec<Record> = batch
+                .records(&codecs)
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
             let kept = vec![all[1].clone()];
             let out = rebuild(&batch, &kept, Some(9000), &codecs).unwrap();
             let back = RecordBatch::from_bytes(Bytes::from(out)).unwrap();
