@@ -413,7 +413,10 @@ mod tests {
         let err = c.set("retention.hours", "1").unwrap_err().to_string();
         assert!(err.contains("retention.hours"), "{err}");
         assert!(c.set("compression.type", "brotli").is_err());
-        let err = c.set("min.cleanable.dirty.ratio", "1.5").unwrap_err().to_string();
+        let err = c
+            .set("min.cleanable.dirty.ratio", "1.5")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "invalid config min.cleanable.dirty.ratio = 1.5: must be a number in [0, 1]"
