@@ -206,6 +206,7 @@ impl Log {
     /// appends and reads go on while the pass runs.
     ///
     /// # Errors
+    /// [`Error::Closed`] after [`Log::close`];
     /// [`Error::CleanerDisabled`] after an earlier swap failed in this session;
     /// [`Error::CorruptBatch`] or [`Error::Io`] naming the file. A failure during a swap
     /// leaves the files for the next open to finish or undo, and disables cleaning of
@@ -213,6 +214,9 @@ impl Log {
     /// serving appends and reads from the segments it had.
     pub fn compact(&self, config: &CompactionConfig) -> Result<CompactionReport> {
         let _pass = self.cleanup.pass.lock();
+        if self.is_closed() {
+            return Err(Error::Closed(self.name.clone()));
+        }
         if let Some(cause) = self.cleanup.disabled.lock().clone() {
             return Err(Error::CleanerDisabled {
                 partition: self.name.clone(),
