@@ -128,8 +128,7 @@ impl Broker {
         let broker = Broker { inner };
         broker.save_topics()?;
         broker.load_cleaner_checkpoints();
-        cleaner::CleanerThread::start(&broker.inner)
-            .map_err(|e| Error::io(broker.path().join(cleaner::CLEANER_CHECKPOINT), e))?;
+        cleaner::CleanerThread::start(&broker.inner).map_err(|e| Error::io(broker.path(), e))?;
         Ok(broker)
     }
 
@@ -370,8 +369,11 @@ impl Broker {
             return Ok(());
         }
         self.inner.cleaner.stop();
-        self.write_cleaner_checkpoints()?;
-        self.inner.dir.close()
+        // The logs close even if the cleaner checkpoint cannot be written: a stale one
+        // only makes the next compaction start earlier.
+        let cleaner_checkpoint = self.write_cleaner_checkpoints();
+        self.inner.dir.close()?;
+        cleaner_checkpoint
     }
 
     /// Whether [`Broker::close`] has run.
