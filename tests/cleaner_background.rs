@@ -1,7 +1,8 @@
 //! The broker's background cleaner and concurrency:
 //!
 //! - with a short backoff, the cleaner thread compacts a compacted topic whose dirty
-//!   ratio exceeds `min.cleanable.dirty.ratio` by itself, writes
+//!   ratio exceeds `min.cleanable.dirty.ratio` (0 here, so that it ends fully clean
+//!   however the passes interleave with the sends) by itself, writes
 //!   `cleaner-offset-checkpoint`, and `close` stops it; the next open reads the
 //!   checkpoint back (the dirty ratio stays 0);
 //! - appends and reads go on while compactions run over and over on another thread:
@@ -31,6 +32,7 @@ fn the_background_thread_compacts_and_checkpoints() {
     let broker = Broker::open(dir.path(), config()).unwrap();
     let topic = TopicConfig {
         cleanup_policy: CleanupPolicy::Compact,
+        min_cleanable_dirty_ratio: partlog::Ratio::new(0.0).unwrap(),
         segment_bytes: 300,
         ..TopicConfig::default()
     };
