@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cleaner::{CleanerConfig, Ratio};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::log::{FsyncPolicy, LogConfig};
@@ -34,6 +35,11 @@ impl CleanupPolicy {
     /// Whether the policy includes compaction.
     pub const fn compacts(self) -> bool {
         matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether the policy includes time and size retention.
+    pub const fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
     }
 }
 
@@ -88,6 +94,17 @@ pub struct TopicConfig {
     /// `flush.messages` / `flush.ms`: when appends are fsynced (default never; see
     /// [`FsyncPolicy`] for what each choice survives).
     pub fsync: FsyncPolicy,
+    /// `delete.retention.ms`: how long a tombstone stays after compaction first sees it
+    /// (the delete horizon; default 1 day).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the background cleaner compacts a partition once
+    /// this share of its sealed bytes is dirty (default 0.5).
+    pub min_cleanable_dirty_ratio: Ratio,
+    /// `min.compaction.lag.ms`: records stay uncompacted at least this long (default 0).
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a partition is compacted, whatever its dirty ratio, once
+    /// its oldest dirty segment is this old (default `i64::MAX`, never).
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for TopicConfig {
@@ -105,6 +122,10 @@ impl Default for TopicConfig {
             max_message_bytes: log.max_message_bytes,
             timestamp_type: log.timestamp_type,
             fsync: log.fsync,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: Ratio::new(0.5).expect("in range"),
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -187,6 +208,17 @@ impl TopicConfig {
                     n => FsyncPolicy::EveryRecords(n as u64),
                 };
             }
+            "delete.retention.ms" => self.delete_retention_ms = int(value)?,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = int(value)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = int(value)?,
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(Ratio::new)
+                    .ok_or_else(|| bad("must be a number in [0, 1]"))?
+            }
             "flush.ms" => {
                 let ms = int(value)?;
                 if ms < 0 {
@@ -227,6 +259,21 @@ impl TopicConfig {
                 self.timestamp_type.name().to_string(),
             ),
         ];
+        pairs.extend([
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
+            (
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms.to_string(),
+            ),
+        ]);
         match self.fsync {
             FsyncPolicy::Never => pairs.push(("flush.messages", i64::MAX.to_string())),
             FsyncPolicy::EveryAppend => pairs.push(("flush.messages", "1".into())),
@@ -253,13 +300,30 @@ impl TopicConfig {
                 });
             }
         }
+        for (name, value, min) in [
+            ("delete.retention.ms", self.delete_retention_ms, 0),
+            ("min.compaction.lag.ms", self.min_compaction_lag_ms, 0),
+            ("max.compaction.lag.ms", self.max_compaction_lag_ms, 1),
+        ] {
+            if value < min {
+                return Err(Error::InvalidConfig {
+                    name,
+                    value: value.to_string(),
+                    reason: if min == 0 {
+                        "must be 0 or more"
+                    } else {
+                        "must be at least 1"
+                    },
+                });
+            }
+        }
         self.log_config().validate()
     }
 }
 
 /// The `'static` Kafka name for a key, for error messages.
 fn config_name(key: &str) -> &'static str {
-    const KEYS: [&str; 12] = [
+    const KEYS: [&str; 16] = [
         "segment.bytes",
         "segment.ms",
         "segment.index.bytes",
@@ -272,6 +336,10 @@ fn config_name(key: &str) -> &'static str {
         "message.timestamp.type",
         "flush.messages",
         "flush.ms",
+        "delete.retention.ms",
+        "min.cleanable.dirty.ratio",
+        "min.compaction.lag.ms",
+        "max.compaction.lag.ms",
     ];
     KEYS.into_iter().find(|k| *k == key).unwrap_or("config")
 }
@@ -300,6 +368,8 @@ pub struct BrokerConfig {
     /// `__consumer_offsets` topic when a first commit creates it. An existing topic keeps
     /// its count.
     pub offsets_topic_partitions: i32,
+    /// The background cleaner: retention and compaction (`log.cleaner.*`).
+    pub cleaner: CleanerConfig,
 }
 
 impl Default for BrokerConfig {
@@ -311,6 +381,7 @@ impl Default for BrokerConfig {
             codecs: Codecs::default(),
             clock: Arc::new(SystemClock),
             offsets_topic_partitions: 50,
+            cleaner: CleanerConfig::default(),
         }
     }
 }
@@ -327,6 +398,10 @@ mod tests {
         c.set("compression.type", "zstd").unwrap();
         c.set("message.timestamp.type", "LogAppendTime").unwrap();
         c.set("flush.ms", "250").unwrap();
+        c.set("delete.retention.ms", "1000").unwrap();
+        c.set("min.cleanable.dirty.ratio", "0.25").unwrap();
+        c.set("min.compaction.lag.ms", "7").unwrap();
+        c.set("max.compaction.lag.ms", "9000").unwrap();
         let mut back = TopicConfig::default();
         for (k, v) in c.to_pairs() {
             back.set(k, &v).unwrap();
@@ -343,5 +418,16 @@ mod tests {
         let err = c.set("retention.hours", "1").unwrap_err().to_string();
         assert!(err.contains("retention.hours"), "{err}");
         assert!(c.set("compression.type", "brotli").is_err());
+        let err = c
+            .set("min.cleanable.dirty.ratio", "1.5")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid config min.cleanable.dirty.ratio = 1.5: must be a number in [0, 1]"
+        );
+        c.min_compaction_lag_ms = -1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("min.compaction.lag.ms = -1"), "{err}");
     }
 }
