@@ -262,6 +262,87 @@ pub enum Error {
     /// The log (or the directory holding it) has been closed.
     #[error("{0} is closed")]
     Closed(String),
+    /// A commit was rejected because the committing member does not own the partition
+    /// (a rebalance moved it) or its generation is stale.
+    #[error(
+        "commit to group {group:?} for {topic}-{partition} failed: {reason} (member {member}, generation {generation})"
+    )]
+    CommitFailed {
+        /// The group.
+        group: String,
+        /// The committing member's id (empty for a consumer without a subscription).
+        member: String,
+        /// The generation the member committed with.
+        generation: i32,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The member is not in the group any more.
+    #[error(
+        "member {member} is not in group {group:?}: it left, or was removed for not polling within max_poll_interval (or, static, for staying away past session_timeout)"
+    )]
+    UnknownMember {
+        /// The group.
+        group: String,
+        /// The member id.
+        member: String,
+    },
+    /// Another consumer joined with this member's `group_instance_id` and took over.
+    #[error(
+        "member {member} of group {group:?} is fenced: another consumer joined with group_instance_id {instance_id:?}"
+    )]
+    FencedInstanceId {
+        /// The group.
+        group: String,
+        /// The static instance id.
+        instance_id: String,
+        /// The fenced member id.
+        member: String,
+    },
+    /// A consumer's assignors share none with the group's members.
+    #[error("cannot join group {group:?}: {reason}")]
+    InconsistentGroupProtocol {
+        /// The group.
+        group: String,
+        /// Which assignors each side has.
+        reason: String,
+    },
+    /// An admin operation needs a group without members.
+    #[error("group {group:?} has {members} member(s); {operation} needs a group with none")]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// How many members it has (static members away within their session count).
+        members: usize,
+        /// The refused operation.
+        operation: &'static str,
+    },
+    /// No group has this id (no members and no committed offsets).
+    #[error("unknown group {group:?}")]
+    UnknownGroup {
+        /// The group id asked for.
+        group: String,
+    },
+    /// A group operation on a consumer configured without `group_id`.
+    #[error("{operation} needs a consumer with group_id set")]
+    NoGroupId {
+        /// The operation.
+        operation: &'static str,
+    },
+    /// A record of the `__consumer_offsets` topic does not decode.
+    #[error("bad __consumer_offsets record in {partition} at offset {offset}: {reason}")]
+    BadOffsetsRecord {
+        /// The partition.
+        partition: String,
+        /// The record's offset.
+        offset: i64,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {

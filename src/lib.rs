@@ -38,6 +38,7 @@ mod broker;
 mod clock;
 mod consumer;
 mod error;
+mod group;
 mod log;
 mod producer;
 pub mod record;
@@ -48,11 +49,17 @@ pub use broker::{
     TopicDescription,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consumer::ConsumerRebalanceListener;
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, OffsetAndTimestamp, OffsetReset, TopicPartition,
     WaitStrategy,
 };
 pub use error::{DecodeError, Error, Result};
+pub use group::assignor::{
+    Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription, RangeAssignor,
+    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, assignor_by_name,
+};
+pub use group::{GroupDescription, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionLag};
 pub use log::{
     AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,
     Truncation, partition_dir_name, read_checkpoint, validate_topic_name, write_checkpoint,

@@ -274,15 +274,117 @@ fn produce_rejects_a_line_without_the_separator() {
 }
 
 #[test]
-fn consume_with_a_group_fails_loudly() {
+fn consume_with_a_group_resumes_and_groups_commands() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    run(dir, &["topics", "create", "t", "--partitions", "1"]).ok();
-    let err = run(dir, &["consume", "t", "--group", "g"]).fails(2);
-    assert!(
-        err.contains("consumer groups are not supported yet"),
-        "{err}"
+    run(dir, &["topics", "create", "t", "--partitions", "2"]).ok();
+    let lines: String = (0..10).map(|i| format!("v{i}\n")).collect();
+    partlog(Some(dir), &["produce", "t", "--partition", "0"], &lines).ok();
+    partlog(Some(dir), &["produce", "t", "--partition", "1"], "w0\nw1\n").ok();
+    let group = |extra: &[&str]| {
+        let mut args = vec![
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--print-offset",
+        ];
+        args.extend_from_slice(extra);
+        run(dir, &args).ok()
+    };
+    let first = group(&["--max-messages", "5"]);
+    let second = group(&["--max-messages", "5"]);
+    let rest = group(&[]);
+    let mut all: Vec<&str> = first
+        .lines()
+        .chain(second.lines())
+        .chain(rest.lines())
+        .collect();
+    assert_eq!(first.lines().count(), 5, "{first}");
+    assert_eq!(second.lines().count(), 5, "{second}");
+    all.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("0:{i}\tv{i}")).collect();
+    expected.extend(["1:0\tw0".to_string(), "1:1\tw1".to_string()]);
+    expected.sort();
+    assert_eq!(all, expected);
+    assert_eq!(group(&[]), "");
+
+    assert_eq!(run(dir, &["groups", "list"]).ok(), "g\n");
+    let described = run(dir, &["groups", "describe", "g"]).ok();
+    let rows: Vec<Vec<&str>> = described
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "GROUP",
+                "TOPIC",
+                "PARTITION",
+                "CURRENT-OFFSET",
+                "LOG-END-OFFSET",
+                "LAG",
+                "CONSUMER-ID"
+            ],
+            vec!["g", "t", "0", "10", "10", "0", "-"],
+            vec!["g", "t", "1", "2", "2", "0", "-"],
+        ]
     );
+    let reset = run(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-offset",
+            "8",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        reset,
+        "TOPIC  PARTITION  NEW-OFFSET\nt      0          8\nt      1          2\n"
+    );
+    assert_eq!(group(&[]), "0:8\tv8\n0:9\tv9\n");
+    run(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+        ],
+    )
+    .ok();
+    assert_eq!(group(&["--max-messages", "1"]).lines().count(), 1);
+    run(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-datetime",
+            "0",
+        ],
+    )
+    .ok();
+    let err = run(dir, &["groups", "reset-offsets", "g", "--topic", "t"]).fails(2);
+    assert!(err.contains("--to-earliest"), "{err}");
+    let deleted = run(dir, &["groups", "delete", "g"]).ok();
+    assert!(deleted.contains("'g'"), "{deleted}");
+    assert_eq!(run(dir, &["groups", "list"]).ok(), "");
+    let err = run(dir, &["groups", "describe", "g"]).fails(1);
+    assert!(err.contains("unknown group \"g\""), "{err}");
+    let err = run(dir, &["consume", "t", "--group", "g", "--partition", "0"]).fails(2);
+    assert!(err.contains("--partition"), "{err}");
 }
 
 #[test]

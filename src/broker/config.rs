@@ -296,6 +296,10 @@ pub struct BrokerConfig {
     pub codecs: Codecs,
     /// The clock for LogAppendTime, time-based rules and record timestamps.
     pub clock: Arc<dyn Clock>,
+    /// Kafka: `offsets.topic.num.partitions` (default 50): partitions of the internal
+    /// `__consumer_offsets` topic when a first commit creates it. An existing topic keeps
+    /// its count.
+    pub offsets_topic_partitions: i32,
 }
 
 impl Default for BrokerConfig {
@@ -306,6 +310,7 @@ impl Default for BrokerConfig {
             default_topic_config: TopicConfig::default(),
             codecs: Codecs::default(),
             clock: Arc::new(SystemClock),
+            offsets_topic_partitions: 50,
         }
     }
 }

@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     /// can tell with one atomic load that their cached view of the topics is stale.
     topic_epoch: AtomicU64,
     closed: AtomicBool,
+    /// The consumer groups of this broker and their committed offsets.
+    pub(crate) groups: crate::group::coordinator::Coordinator,
 }
 
 /// The root handle of partlog: a data directory holding topics and their partitions.
@@ -119,9 +121,11 @@ impl Broker {
             admin: Mutex::new(()),
             topic_epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            groups: Default::default(),
         });
         let broker = Broker { inner };
         broker.save_topics()?;
+        broker.inner.groups.load(&broker)?;
         Ok(broker)
     }
 

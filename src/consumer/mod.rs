@@ -1,5 +1,9 @@
 //! Consumers: read partitions from a position, block without spinning until data comes.
 
+mod group;
+
+pub use group::ConsumerRebalanceListener;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +12,7 @@ use bytes::Bytes;
 
 use crate::broker::{Broker, Partition};
 use crate::error::{Error, Result};
+use crate::group::assignor::{Assignor, CooperativeStickyAssignor, RangeAssignor};
 use crate::log::{Log, TimestampOffset, Waiter};
 use crate::record::{Header, TimestampType};
 
@@ -63,8 +68,29 @@ pub enum WaitStrategy {
 /// Consumer settings; `Default` gives Kafka's defaults.
 #[derive(Clone, Debug)]
 pub struct ConsumerConfig {
-    /// Kafka: `group.id`. Consumer groups are not implemented yet; this must be `None`.
+    /// Kafka: `group.id`. With a group, [`Consumer::subscribe`] makes the consumer a
+    /// member that shares the topics' partitions with the group's other members, and
+    /// offsets can be committed (see [`ConsumerRebalanceListener`] for the protocol).
     pub group_id: Option<String>,
+    /// Kafka: `group.instance.id`: makes the member static. A static member that goes
+    /// away (closed or dropped) keeps its partitions for `session_timeout`; coming back
+    /// within it, it gets them back without a rebalance.
+    pub group_instance_id: Option<String>,
+    /// Kafka: `partition.assignment.strategy`, in order of preference (default range,
+    /// then cooperative-sticky, as Kafka). The group uses one every member lists.
+    pub partition_assignment_strategy: Vec<Arc<dyn Assignor>>,
+    /// Kafka: `session.timeout.ms` (default 45 s): how long a static member that went
+    /// away keeps its partitions. A dynamic member leaves at once when dropped.
+    pub session_timeout: Duration,
+    /// Kafka: `max.poll.interval.ms` (default 5 min): a member that does not call `poll`
+    /// for longer is removed from the group (by the broker's clock), and its partitions
+    /// go to the others.
+    pub max_poll_interval: Duration,
+    /// Kafka: `enable.auto.commit` (default true): commit positions every
+    /// `auto_commit_interval` in `poll`, before revoking partitions, and on `close`.
+    pub enable_auto_commit: bool,
+    /// Kafka: `auto.commit.interval.ms` (default 5 s).
+    pub auto_commit_interval: Duration,
     /// Kafka: `max.poll.records` (default 500).
     pub max_poll_records: usize,
     /// Kafka: `auto.offset.reset` (default latest).
@@ -80,6 +106,15 @@ impl Default for ConsumerConfig {
     fn default() -> ConsumerConfig {
         ConsumerConfig {
             group_id: None,
+            group_instance_id: None,
+            partition_assignment_strategy: vec![
+                Arc::new(RangeAssignor),
+                Arc::new(CooperativeStickyAssignor),
+            ],
+            session_timeout: Duration::from_secs(45),
+            max_poll_interval: Duration::from_secs(300),
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
             max_poll_records: 500,
             auto_offset_reset: OffsetReset::Latest,
             max_partition_fetch_bytes: 1 << 20,
@@ -142,6 +177,8 @@ pub struct Consumer {
     waiter: Arc<Waiter>,
     /// The broker's topic epoch when the subscription was last resolved.
     seen_epoch: u64,
+    /// Group membership, after `subscribe` with a `group_id`.
+    membership: Option<group::Membership>,
 }
 
 impl Consumer {
@@ -154,6 +191,7 @@ impl Consumer {
             next: 0,
             waiter: Arc::new(Waiter::new()),
             seen_epoch: u64::MAX,
+            membership: None,
         }
     }
 
@@ -172,17 +210,22 @@ impl Consumer {
             let p = self.broker.partition(&tp.topic, tp.partition)?;
             logs.push((tp.clone(), p.log().clone()));
         }
+        self.leave_group(true)?;
         self.subscription = None;
         self.set_assignment(logs);
         Ok(())
     }
 
     /// Reads every partition of these topics, including partitions added later (without a
-    /// group every subscriber reads all partitions).
+    /// group every subscriber reads all partitions). With a `group_id`, the consumer joins
+    /// the group at its next `poll` and reads the partitions the group gives it.
     ///
     /// # Errors
     /// [`Error::UnknownTopic`] (unless the broker auto-creates topics).
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        if self.config.group_id.is_some() {
+            return self.subscribe_group(topics, None);
+        }
         for t in topics {
             self.broker.topic(t)?;
         }
@@ -194,8 +237,10 @@ impl Consumer {
         self.refresh_subscription()
     }
 
-    /// Drops every assignment and subscription.
+    /// Drops every assignment and subscription; a group member leaves its group (after
+    /// the revoke callback; its error, if any, is dropped: use `close` to see it).
     pub fn unsubscribe(&mut self) {
+        let _ = self.leave_group(true);
         self.subscription = None;
         self.set_assignment(Vec::new());
     }
@@ -279,6 +324,9 @@ impl Consumer {
     /// [`Error::NoOffset`] or [`Error::OffsetOutOfRange`] when `auto_offset_reset` is
     /// `None`; a corrupt batch or I/O error naming its file.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        if self.membership.is_some() {
+            return self.group_poll(timeout);
+        }
         self.refresh_subscription()?;
         // A timeout too large for an `Instant` (Duration::MAX) means no deadline.
         let deadline = Instant::now().checked_add(timeout);
@@ -312,6 +360,9 @@ impl Consumer {
 
     /// Whether an unpaused partition has a record past its position (or buffered).
     fn has_data(&self) -> bool {
+        if self.membership.as_ref().is_some_and(|m| m.signalled()) {
+            return true;
+        }
         self.assigned.iter().any(|a| {
             !a.paused
                 && (!a.buffer.is_empty()
@@ -558,6 +609,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        self.drop_membership();
         for a in &self.assigned {
             a.log.remove_waiter(&self.waiter);
         }

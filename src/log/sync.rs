@@ -81,7 +81,7 @@ impl Waiter {
         }
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if self.parked.load(Ordering::SeqCst) {
             self.thread.lock().unpark();
         }

@@ -6,6 +6,11 @@
 //! markers) are skipped; records of aborted transactions are printed, as a
 //! `read_uncommitted` Kafka consumer does.
 //!
+//! With `--group G` the command reads as a member of group G: it starts where G last
+//! committed (or, where G has no offset, at the log start with `--from-beginning` and at
+//! the log end without), and commits the next offset after each printed batch of records
+//! once they are written to stdout, so successive runs read consecutive, disjoint ranges.
+//!
 //! Without `--follow` the command stops at the log end offsets it saw when it started;
 //! with it, it waits for new records until `--max-messages` or Ctrl-C. Only one process
 //! can open a data directory, so `--follow` sees records appended by this process only:
@@ -39,8 +44,9 @@ pub(crate) struct ConsumeArgs {
     /// Start at this offset of --partition: a number, `earliest` or `latest`.
     #[arg(long, requires = "partition")]
     offset: Option<StartOffset>,
-    /// A consumer group: not supported yet; given, the command fails (exit 2).
-    #[arg(long, value_name = "G")]
+    /// Read as a member of this consumer group, from its committed offsets, committing
+    /// what is printed.
+    #[arg(long, value_name = "G", conflicts_with_all = ["partition", "offset"])]
     group: Option<String>,
     /// Stop after this many records.
     #[arg(long, value_name = "N")]
@@ -86,12 +92,8 @@ impl FromStr for StartOffset {
 
 /// Runs `consume`.
 pub(crate) fn run(dir: &Path, args: &ConsumeArgs) -> Result<(), CliError> {
-    if args.group.is_some() {
-        return Err(CliError::Usage(
-            "consumer groups are not supported yet (--group); read without a group, with \
-             --from-beginning or --partition/--offset"
-                .into(),
-        ));
+    if let Some(group) = &args.group {
+        return with_broker(dir, false, |broker| consume_group(broker, group, args));
     }
     with_broker(dir, false, |broker| consume(broker, args))
 }
@@ -165,6 +167,83 @@ fn print_records(
     }
     out.flush()?;
     Ok(())
+}
+
+/// `consume --group`: subscribes as a member, prints, and commits what it printed.
+fn consume_group(broker: &Broker, group: &str, args: &ConsumeArgs) -> Result<(), CliError> {
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let mut consumer = broker.consumer(ConsumerConfig {
+        group_id: Some(group.to_string()),
+        auto_offset_reset: if args.from_beginning {
+            OffsetReset::Earliest
+        } else {
+            OffsetReset::Latest
+        },
+        enable_auto_commit: false,
+        max_poll_records: max.clamp(1, 500) as usize,
+        ..ConsumerConfig::default()
+    });
+    consumer.subscribe(&[args.topic.as_str()])?;
+    let tps: Vec<TopicPartition> = (0..broker.partition_count(&args.topic)?)
+        .map(|p| TopicPartition::new(args.topic.as_str(), p))
+        .collect();
+    let ends = consumer.end_offsets(&tps)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let printed = print_group_records(&mut consumer, args, &ends, &mut out);
+    let closed = consumer.close();
+    match printed {
+        Ok(()) | Err(Stop::Closed) => closed.map_err(CliError::from),
+        Err(Stop::Failed(e)) => Err(e),
+    }
+}
+
+/// The poll loop of `consume --group`: after each poll's records are printed and
+/// flushed, commits the offset after the last printed record of each partition.
+fn print_group_records(
+    consumer: &mut Consumer,
+    args: &ConsumeArgs,
+    ends: &HashMap<TopicPartition, i64>,
+    out: &mut impl Write,
+) -> Result<(), Stop> {
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    let mut line = Vec::new();
+    let failed = |e: partlog::Error| Stop::Failed(e.into());
+    while printed < max {
+        let records = consumer.poll(POLL).map_err(failed)?;
+        if records.is_empty()
+            && !args.follow
+            && group_reached(consumer, ends).map_err(Stop::Failed)?
+        {
+            break;
+        }
+        let mut next: HashMap<TopicPartition, i64> = HashMap::new();
+        for r in records
+            .iter()
+            .take((max - printed).min(usize::MAX as u64) as usize)
+        {
+            format_record(r, args, &mut line);
+            write_out(out, &line)?;
+            printed += 1;
+            next.insert(TopicPartition::new(&*r.topic, r.partition), r.offset + 1);
+        }
+        out.flush()?;
+        consumer.commit_sync_offsets(&next).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Whether every partition the consumer owns is read up to its end offset at the start.
+fn group_reached(
+    consumer: &mut Consumer,
+    ends: &HashMap<TopicPartition, i64>,
+) -> Result<bool, CliError> {
+    for tp in consumer.assignment() {
+        if consumer.position(&tp)? < ends.get(&tp).copied().unwrap_or(0) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether every partition's position is at or past its end offset.

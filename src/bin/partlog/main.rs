@@ -11,6 +11,7 @@
 //! | `offsets` | `kafka-get-offsets` |
 //! | `dump` | `kafka-dump-log` |
 //! | `perf produce`, `perf consume` | `kafka-producer-perf-test`, `kafka-consumer-perf-test` |
+//! | `groups list/describe/reset-offsets/delete` | `kafka-consumer-groups` |
 //!
 //! Every subcommand but `dump` opens the data directory given by `--data-dir` as a
 //! [`partlog::Broker`] (taking its lock, so one process at a time) and closes it cleanly on
@@ -24,6 +25,7 @@
 
 mod consume;
 mod dump;
+mod groups;
 mod offsets;
 mod perf;
 mod produce;
@@ -74,6 +76,9 @@ enum Command {
     /// Measure produce or consume throughput and latency (kafka-*-perf-test).
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// List, describe, reset and delete consumer groups (kafka-consumer-groups).
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
 }
 
 /// Why a command failed, and so which exit code it ends with.
@@ -198,6 +203,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Consume(args) => consume::run(&dir, &args),
         Command::Offsets(args) => offsets::run(&dir, &args),
         Command::Perf(cmd) => perf::run(&dir, &cmd),
+        Command::Groups(cmd) => groups::run(&dir, cmd),
         Command::Dump(_) => unreachable!("handled above"),
     }
 }
