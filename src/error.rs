@@ -176,7 +176,7 @@ pub enum Error {
     },
     /// A topic config key that partlog does not know.
     #[error(
-        "unknown topic config {key:?}; partlog knows segment.bytes, segment.ms, segment.index.bytes, index.interval.bytes, retention.ms, retention.bytes, cleanup.policy, compression.type, max.message.bytes, message.timestamp.type, flush.messages and flush.ms"
+        "unknown topic config {key:?}; partlog knows segment.bytes, segment.ms, segment.index.bytes, index.interval.bytes, retention.ms, retention.bytes, cleanup.policy, compression.type, max.message.bytes, message.timestamp.type, flush.messages, flush.ms, delete.retention.ms, min.cleanable.dirty.ratio, min.compaction.lag.ms and max.compaction.lag.ms"
     )]
     UnknownConfig {
         /// The key given.
@@ -342,6 +342,22 @@ pub enum Error {
         offset: i64,
         /// What is wrong.
         reason: String,
+    },
+    /// A record without a key was sent to a compacted topic (Kafka's "Compacted topic
+    /// cannot accept message without key").
+    #[error("compacted topic {topic:?} cannot accept a record without a key")]
+    KeylessRecordOnCompactedTopic {
+        /// The topic.
+        topic: String,
+    },
+    /// A segment swap of the cleaner failed; the partition is not cleaned again until it
+    /// is reopened, which finishes or undoes the swap.
+    #[error("cleaning of {partition} is disabled until it is reopened: a swap failed ({cause})")]
+    CleanerDisabled {
+        /// The partition.
+        partition: String,
+        /// The failure.
+        cause: String,
     },
 }
 

@@ -48,6 +48,7 @@ pub use broker::{
     Broker, BrokerConfig, CleanupPolicy, Partition, PartitionInfo, TopicCompression, TopicConfig,
     TopicDescription,
 };
+pub use broker::{CleanerConfig, PartitionCleanReport, Ratio};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::ConsumerRebalanceListener;
 pub use consumer::{
@@ -63,6 +64,9 @@ pub use group::{GroupDescription, MemberDescription, OffsetAndMetadata, OffsetSp
 pub use log::{
     AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,
     Truncation, partition_dir_name, read_checkpoint, validate_topic_name, write_checkpoint,
+};
+pub use log::{
+    CompactionConfig, CompactionReport, MAP_ENTRY_OVERHEAD, RetentionReport, SwapHook, SwapStep,
 };
 pub use producer::{
     Partitioner, Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendHandle, murmur2,

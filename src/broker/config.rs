@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cleaner::{CleanerConfig, Ratio};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::log::{FsyncPolicy, LogConfig};
@@ -34,6 +35,11 @@ impl CleanupPolicy {
     /// Whether the policy includes compaction.
     pub const fn compacts(self) -> bool {
         matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether the policy includes time and size retention.
+    pub const fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
     }
 }
 
@@ -88,6 +94,17 @@ pub struct TopicConfig {
     /// `flush.messages` / `flush.ms`: when appends are fsynced (default never; see
     /// [`FsyncPolicy`] for what each choice survives).
     pub fsync: FsyncPolicy,
+    /// `delete.retention.ms`: how long a tombstone stays after compaction first sees it
+    /// (the delete horizon; default 1 day).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the background cleaner compacts a partition once
+    /// this share of its sealed bytes is dirty (default 0.5).
+    pub min_cleanable_dirty_ratio: Ratio,
+    /// `min.compaction.lag.ms`: records stay uncompacted at least this long (default 0).
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a partition is compacted, whatever its dirty ratio, once
+    /// its oldest dirty segment is this old (default `i64::MAX`, never).
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for TopicConfig {
@@ -105,6 +122,10 @@ impl Default for TopicConfig {
             max_message_bytes: log.max_message_bytes,
             timestamp_type: log.timestamp_type,
             fsync: log.fsync,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: Ratio::new(0.5).expect("in range"),
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -187,6 +208,17 @@ impl TopicConfig {
                     n => FsyncPolicy::EveryRecords(n as u64),
                 };
             }
+            "delete.retention.ms" => self.delete_retention_ms = int(value)?,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = int(value)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = int(value)?,
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(Ratio::new)
+                    .ok_or_else(|| bad("must be a number in [0, 1]"))?
+            }
             "flush.ms" => {
                 let ms = int(value)?;
                 if ms < 0 {
@@ -227,6 +259,21 @@ impl TopicConfig {
                 self.timestamp_type.name().to_string(),
             ),
         ];
+        pairs.extend([
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
+            (
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms.to_string(),
+            ),
+        ]);
         match self.fsync {
             FsyncPolicy::Never => pairs.push(("flush.messages", i64::MAX.to_string())),
             FsyncPolicy::EveryAppend => pairs.push(("flush.messages", "1".into())),
@@ -244,6 +291,9 @@ impl TopicConfig {
         for (name, value) in [
             ("retention.ms", self.retention_ms),
             ("retention.bytes", self.retention_bytes),
+            ("delete.retention.ms", self.delete_retention_ms.max(-1)),
+            ("min.compaction.lag.ms", self.min_compaction_lag_ms.max(-1)),
+            ("max.compaction.lag.ms", self.max_compaction_lag_ms.max(-1)),
         ] {
             if value < -1 {
                 return Err(Error::InvalidConfig {
@@ -259,7 +309,7 @@ impl TopicConfig {
 
 /// The `'static` Kafka name for a key, for error messages.
 fn config_name(key: &str) -> &'static str {
-    const KEYS: [&str; 12] = [
+    const KEYS: [&str; 16] = [
         "segment.bytes",
         "segment.ms",
         "segment.index.bytes",
@@ -272,6 +322,10 @@ fn config_name(key: &str) -> &'static str {
         "message.timestamp.type",
         "flush.messages",
         "flush.ms",
+        "delete.retention.ms",
+        "min.cleanable.dirty.ratio",
+        "min.compaction.lag.ms",
+        "max.compaction.lag.ms",
     ];
     KEYS.into_iter().find(|k| *k == key).unwrap_or("config")
 }
@@ -300,6 +354,8 @@ pub struct BrokerConfig {
     /// `__consumer_offsets` topic when a first commit creates it. An existing topic keeps
     /// its count.
     pub offsets_topic_partitions: i32,
+    /// The background cleaner: retention and compaction (`log.cleaner.*`).
+    pub cleaner: CleanerConfig,
 }
 
 impl Default for BrokerConfig {
@@ -311,6 +367,7 @@ impl Default for BrokerConfig {
             codecs: Codecs::default(),
             clock: Arc::new(SystemClock),
             offsets_topic_partitions: 50,
+            cleaner: CleanerConfig::default(),
         }
     }
 }

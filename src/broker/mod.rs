@@ -1,5 +1,6 @@
 //! The root handle: a data directory of topics, each split into partition logs.
 
+mod cleaner;
 mod config;
 mod partition;
 mod store;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+pub use cleaner::{CleanerConfig, PartitionCleanReport, Ratio};
 pub use config::{BrokerConfig, CleanupPolicy, TopicCompression, TopicConfig};
 pub use partition::{Partition, PartitionInfo, TopicDescription};
 
@@ -67,6 +69,8 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// The consumer groups of this broker and their committed offsets.
     pub(crate) groups: crate::group::coordinator::Coordinator,
+    /// The background cleaner (retention and compaction).
+    cleaner: cleaner::CleanerThread,
 }
 
 /// The root handle of partlog: a data directory holding topics and their partitions.
@@ -122,10 +126,14 @@ impl Broker {
             topic_epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             groups: Default::default(),
+            cleaner: cleaner::CleanerThread::default(),
         });
         let broker = Broker { inner };
         broker.save_topics()?;
+        broker.load_cleaner_checkpoints();
         broker.inner.groups.load(&broker)?;
+        cleaner::CleanerThread::start(&broker.inner)
+            .map_err(|e| Error::io(broker.path().join(cleaner::CLEANER_CHECKPOINT), e))?;
         Ok(broker)
     }
 
@@ -365,6 +373,8 @@ impl Broker {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.inner.cleaner.stop();
+        self.write_cleaner_checkpoints()?;
         self.inner.dir.close()
     }
 

@@ -90,6 +90,8 @@ pub struct PartitionInfo {
     pub size_bytes: u64,
     /// Number of segments.
     pub segments: usize,
+    /// Share of the sealed segments' bytes not compacted yet (Kafka's dirty ratio).
+    pub dirty_ratio: super::Ratio,
 }
 
 impl PartitionInfo {
@@ -100,6 +102,7 @@ impl PartitionInfo {
             log_end_offset: log.log_end_offset(),
             size_bytes: log.size_bytes(),
             segments: log.segment_count(),
+            dirty_ratio: super::Ratio::new(log.dirty_ratio()).unwrap_or_default(),
         }
     }
 }

@@ -29,8 +29,11 @@ pub struct RecoveryReport {
     pub deleted_segments: Vec<PathBuf>,
     /// Indexes rebuilt because they were missing or did not match their log, and why.
     pub rebuilt_indexes: Vec<(PathBuf, String)>,
-    /// Leftover files removed (`.deleted`, `.cleaned`, indexes without a log).
+    /// Leftover files removed (`.deleted`, `.cleaned`, `.swap` of an unfinished rename,
+    /// segments replaced by a finished swap, indexes without a log).
     pub removed_files: Vec<PathBuf>,
+    /// Cleaner output (`.log.swap`) whose interrupted swap the open completed.
+    pub completed_swaps: Vec<PathBuf>,
 }
 
 /// A tail cut from a segment during recovery.
@@ -65,6 +68,7 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
         clean_shutdown: options.clean_shutdown,
         ..RecoveryReport::default()
     };
+    super::swap::finish_interrupted(dir, &mut report)?;
     let bases = scan_dir(dir, &mut report)?;
     let index_bytes = config.segment_index_bytes as usize;
     let mut segments = Vec::with_capacity(bases.len());
@@ -123,6 +127,7 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
         closed: AtomicBool::new(false),
         sync: SyncState::new(recovery_point),
         recovery: report,
+        cleanup: super::compact::CleanupState::new(log_start),
         config,
     })
 }

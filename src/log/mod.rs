@@ -1,10 +1,13 @@
 //! The partition log: segments, roll, append, read, lookups, durability.
 
 mod checkpoint;
+mod compact;
 mod config;
 mod dir;
 mod load;
 mod lock;
+mod retention;
+mod swap;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -19,9 +22,12 @@ use crate::record::{Codecs, EncodedBatch, RecordBatch, TimestampType};
 use crate::segment::{PendingBatch, Scanned, Segment};
 pub(crate) use checkpoint::{bad_line, read_entry_lines, sync_dir, write_entry_lines};
 pub use checkpoint::{read_checkpoint, write_checkpoint};
+pub use compact::{CompactionConfig, CompactionReport, MAP_ENTRY_OVERHEAD};
 pub use config::{FsyncPolicy, LogConfig};
 pub use dir::{LogDir, partition_dir_name, validate_topic_name};
 pub use load::{RecoveryReport, Truncation};
+pub use retention::RetentionReport;
+pub use swap::{SwapHook, SwapStep};
 use sync::SyncState;
 pub(crate) use sync::Waiter;
 
@@ -113,6 +119,8 @@ pub struct Log {
     closed: AtomicBool,
     sync: SyncState,
     recovery: RecoveryReport,
+    /// Cleanup state: retention and compaction of this log run one at a time.
+    cleanup: compact::CleanupState,
 }
 
 impl Log {

@@ -653,6 +653,10 @@ impl Producer {
         record: &ProducerRecord<'_>,
         linger: bool,
     ) -> Result<SendHandle> {
+        if record.key.is_none() && topics.topic.config.cleanup_policy.compacts() {
+            let topic = record.topic.to_string();
+            return Err(Error::KeylessRecordOnCompactedTopic { topic });
+        }
         let partitions = topics.topic.partition_count();
         let ts = record
             .timestamp

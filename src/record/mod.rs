@@ -10,7 +10,10 @@ mod codec;
 mod compression;
 mod control;
 pub(crate) mod layout;
+mod rewrite;
 mod varint;
+
+pub(crate) use rewrite::rebuild;
 
 pub use batch::{Header, Record, RecordBatch, Records, TimestampType, batch_size};
 pub use builder::{BatchBuilder, EncodedBatch, ProducerInfo};

@@ -9,9 +9,8 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, v: i32) {
     put_unsigned(out, ((v << 1) ^ (v >> 31)) as u32 as u64);
 }
 
-/// Appends `v` as a zigzag varlong (at most 10 bytes). The batch encoder writes its one
-/// varlong (the timestamp delta) through its record head; this checks the decoder.
-#[cfg(test)]
+/// Appends `v` as a zigzag varlong (at most 10 bytes).
+#[inline]
 pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
     put_unsigned(out, ((v << 1) ^ (v >> 63)) as u64);
 }
@@ -32,7 +31,7 @@ pub(crate) fn varint_len(v: i32) -> usize {
 }
 
 /// Bytes `put_varlong(v)` writes.
-#[cfg(test)]
+#[inline]
 pub(crate) fn varlong_len(v: i64) -> usize {
     unsigned_len(((v << 1) ^ (v >> 63)) as u64)
 }

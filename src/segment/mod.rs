@@ -5,6 +5,7 @@
 //! completes, so it never sees part of a batch. Index entries are added under the index's
 //! write lock, lookups take its read lock.
 
+pub(crate) mod cleaned;
 mod index_file;
 mod map;
 mod offset_index;

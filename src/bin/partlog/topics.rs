@@ -25,6 +25,12 @@ pub(crate) enum TopicsCommand {
         /// The topic.
         name: String,
     },
+    /// Run retention and compaction on a topic now and wait for them; prints one line
+    /// per partition with what was deleted and compacted.
+    Clean {
+        /// The topic.
+        name: String,
+    },
 }
 
 /// `partlog topics create`.
@@ -76,6 +82,9 @@ pub(crate) fn run(dir: &Path, cmd: TopicsCommand) -> Result<(), CliError> {
         TopicsCommand::Describe { name } => with_broker(dir, false, |broker| {
             print(&describe(&broker.describe_topic(&name)?))
         }),
+        TopicsCommand::Clean { name } => with_broker(dir, false, |broker| {
+            print(&clean_report(&name, &broker.clean_topic(&name)?))
+        }),
         TopicsCommand::Delete { name } => {
             with_broker(
                 dir,
@@ -125,8 +134,32 @@ fn describe(d: &TopicDescription) -> String {
     }
     for p in &d.partitions {
         out.push_str(&format!(
-            "\tTopic: {}\tPartition: {}\tLogStartOffset: {}\tLogEndOffset: {}\tSize: {}\tSegments: {}\n",
-            d.name, p.partition, p.log_start_offset, p.log_end_offset, p.size_bytes, p.segments
+            "\tTopic: {}\tPartition: {}\tLogStartOffset: {}\tLogEndOffset: {}\tSize: {}\tSegments: {}\tDirtyRatio: {:.3}\n",
+            d.name,
+            p.partition,
+            p.log_start_offset,
+            p.log_end_offset,
+            p.size_bytes,
+            p.segments,
+            p.dirty_ratio.get()
+        ));
+    }
+    out
+}
+
+/// The `topics clean` output: one line per partition.
+fn clean_report(name: &str, reports: &[partlog::PartitionCleanReport]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let (cleaned, removed) = r
+            .compaction
+            .as_ref()
+            .map_or((0, 0), |c| (c.segments_cleaned, c.records_removed));
+        out.push_str(&format!(
+            "Topic: {name}\tPartition: {}\tDeletedSegments: {}\tLogStartOffset: {}\tCompactedSegments: {cleaned}\tRemovedRecords: {removed}\n",
+            r.partition,
+            r.retention.deleted_segments.len(),
+            r.retention.log_start_offset,
         ));
     }
     out

@@ -1,0 +1,323 @@
+//! The broker's cleaner: retention and compaction of every topic's partitions, by a
+//! background thread on an interval and on demand (reference §5, Kafka's `LogManager`
+//! retention task and `LogCleaner` threads, folded into one thread here).
+//!
+//! Kafka runs retention every `log.retention.check.interval.ms` and its cleaner threads
+//! look for a log to compact every `log.cleaner.backoff.ms`; partlog's single thread
+//! wakes every `backoff`, compacts each compacted partition whose dirty ratio exceeds
+//! `min.cleanable.dirty.ratio` (or whose oldest dirty data passed
+//! `max.compaction.lag.ms`), and applies retention once `retention_check_interval` has
+//! passed since the last time. A pass holds no broker-wide lock: each partition's pass
+//! takes only that log's cleanup lock, and the log's own locks only to swap its segment
+//! list, so appends and reads wait at most for a swap.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::{Broker, Inner, Topic};
+use crate::error::Result;
+use crate::log::{
+    CompactionConfig, CompactionReport, Log, RetentionReport, read_checkpoint, write_checkpoint,
+};
+
+/// File at the data directory root holding each compacted partition's first dirty
+/// offset, in Kafka's offset-checkpoint format.
+pub(crate) const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+
+/// A ratio in `[0, 1]` (`min.cleanable.dirty.ratio`, a partition's dirty ratio).
+///
+/// A newtype so that configs holding one stay `Eq`: it never holds NaN.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
+pub struct Ratio(f64);
+
+impl Eq for Ratio {}
+
+impl Ratio {
+    /// The ratio `v`, when it is a number in `[0, 1]`.
+    pub fn new(v: f64) -> Option<Ratio> {
+        (0.0..=1.0).contains(&v).then_some(Ratio(v))
+    }
+
+    /// The value.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Settings of the broker's cleaner, each named after its Kafka broker config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanerConfig {
+    /// Kafka: `log.cleaner.enable`. Whether the background thread runs (default true).
+    /// [`Broker::clean_topic`] and [`Broker::clean_now`] work either way.
+    pub enable: bool,
+    /// Kafka: `log.cleaner.dedupe.buffer.size`. Memory for one compaction's offset map
+    /// (default 128 MiB); a dirty range with more keys is compacted over several passes.
+    pub dedupe_buffer_size: usize,
+    /// Kafka: `log.retention.check.interval.ms`. How often retention runs (default 5 min).
+    pub retention_check_interval: Duration,
+    /// Kafka: `log.cleaner.backoff.ms`. How often the thread looks for partitions to
+    /// compact (default 15 s).
+    pub backoff: Duration,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> CleanerConfig {
+        CleanerConfig {
+            enable: true,
+            dedupe_buffer_size: 128 << 20,
+            retention_check_interval: Duration::from_millis(300_000),
+            backoff: Duration::from_millis(15_000),
+        }
+    }
+}
+
+/// What cleaning one partition did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionCleanReport {
+    /// The partition.
+    pub partition: i32,
+    /// The retention pass (run for every policy: even a compacted log drops the
+    /// segments below its log start offset).
+    pub retention: RetentionReport,
+    /// The compaction pass, on compacted topics.
+    pub compaction: Option<CompactionReport>,
+}
+
+#[derive(Debug, Default)]
+struct Signal {
+    stop: bool,
+    last_error: Option<String>,
+}
+
+/// The background thread and its stop signal.
+#[derive(Debug, Default)]
+pub(crate) struct CleanerThread {
+    signal: Arc<(Mutex<Signal>, Condvar)>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl CleanerThread {
+    /// Starts the thread for `inner` (it holds only a weak reference).
+    pub(crate) fn start(inner: &Arc<Inner>) -> std::io::Result<()> {
+        let config = inner.config.cleaner.clone();
+        if !config.enable {
+            return Ok(());
+        }
+        let weak: Weak<Inner> = Arc::downgrade(inner);
+        let signal = inner.cleaner.signal.clone();
+        let handle = std::thread::Builder::new()
+            .name("partlog-cleaner".into())
+            .spawn(move || run(&weak, &signal, &config))?;
+        *inner.cleaner.handle.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// Stops the thread and waits for it (unless called on the thread itself).
+    pub(crate) fn stop(&self) {
+        {
+            let (m, cv) = &*self.signal;
+            m.lock().stop = true;
+            cv.notify_all();
+        }
+        if let Some(h) = self.handle.lock().take()
+            && h.thread().id() != std::thread::current().id()
+        {
+            // A panic in the cleaner already lost its pass; nothing more to report.
+            let _cleaner_panicked = h.join();
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.signal.0.lock().last_error.clone()
+    }
+}
+
+impl Drop for CleanerThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(weak: &Weak<Inner>, signal: &(Mutex<Signal>, Condvar), config: &CleanerConfig) {
+    let mut last_retention = Instant::now();
+    loop {
+        {
+            let mut s = signal.0.lock();
+            if !s.stop {
+                signal.1.wait_for(&mut s, config.backoff);
+            }
+            if s.stop {
+                return;
+            }
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        let broker = Broker { inner };
+        let retention = last_retention.elapsed() >= config.retention_check_interval;
+        if retention {
+            last_retention = Instant::now();
+        }
+        let result = broker.clean_pass(retention, false);
+        signal.0.lock().last_error = result.err().map(|e| e.to_string());
+    }
+}
+
+impl Broker {
+    /// Runs retention and compaction on every partition of `topic` now, on this thread,
+    /// and returns once both are done: retention by `retention.ms` / `retention.bytes`
+    /// when `cleanup.policy` includes delete, and a compaction of all sealed segments
+    /// (whatever the dirty ratio, as an operator asking for it expects) when it includes
+    /// compact. Checkpoints are written afterwards.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic); what
+    /// [`Log::apply_retention`] and [`Log::compact`] return.
+    pub fn clean_topic(&self, topic: &str) -> Result<Vec<PartitionCleanReport>> {
+        self.check_open()?;
+        let t = self.existing_topic(topic)?;
+        let reports = self.clean_topic_logs(&t, true, true)?;
+        self.write_cleaner_checkpoints()?;
+        Ok(reports)
+    }
+
+    /// One pass of the background cleaner over every topic, now, on this thread:
+    /// retention everywhere, and compaction of the partitions that qualify by their dirty
+    /// ratio or `max.compaction.lag.ms`.
+    ///
+    /// # Errors
+    /// The first failure; the other partitions are still cleaned.
+    pub fn clean_now(&self) -> Result<()> {
+        self.check_open()?;
+        self.clean_pass(true, false)
+    }
+
+    /// Kafka's DeleteRecords: moves the partition's log start offset up to
+    /// `before_offset`, deletes the segments wholly below it and checkpoints the new start
+    /// offset. Returns the log start offset.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic),
+    /// [`Error::UnknownPartition`](crate::Error::UnknownPartition),
+    /// [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange) above the log end
+    /// offset, [`Error::Io`](crate::Error::Io).
+    pub fn delete_records(&self, topic: &str, partition: i32, before_offset: i64) -> Result<i64> {
+        self.check_open()?;
+        let log = self.existing_topic(topic)?.log(partition)?;
+        let start = log.delete_records(before_offset)?;
+        self.inner.dir.checkpoint()?;
+        Ok(start)
+    }
+
+    /// Why the background cleaner's last pass failed, if it did.
+    pub fn cleaner_error(&self) -> Option<String> {
+        self.inner.cleaner.last_error()
+    }
+
+    fn clean_pass(&self, retention: bool, force: bool) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        let mut first_err = None;
+        for t in topics {
+            if self.inner.closed.load(Ordering::Acquire) {
+                break;
+            }
+            if let Err(e) = self.clean_topic_logs(&t, retention, force) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let written = self.write_cleaner_checkpoints();
+        match first_err {
+            Some(e) => Err(e),
+            None => written,
+        }
+    }
+
+    fn clean_topic_logs(
+        &self,
+        t: &Topic,
+        retention: bool,
+        force: bool,
+    ) -> Result<Vec<PartitionCleanReport>> {
+        let c = &t.config;
+        let logs: Vec<Arc<Log>> = t.partitions.read().clone();
+        let mut out = Vec::with_capacity(logs.len());
+        let mut moved = false;
+        for (p, log) in logs.iter().enumerate() {
+            let mut report = PartitionCleanReport {
+                partition: p as i32,
+                ..PartitionCleanReport::default()
+            };
+            if retention {
+                let (ms, bytes) = match c.cleanup_policy.deletes() {
+                    true => (c.retention_ms, c.retention_bytes),
+                    false => (-1, -1),
+                };
+                report.retention = log.apply_retention(ms, bytes)?;
+                moved |= !report.retention.deleted_segments.is_empty();
+            }
+            if c.cleanup_policy.compacts() && (force || self.should_compact(log, c)) {
+                let config = CompactionConfig {
+                    delete_retention_ms: c.delete_retention_ms,
+                    min_compaction_lag_ms: c.min_compaction_lag_ms,
+                    dedupe_buffer_bytes: self.inner.config.cleaner.dedupe_buffer_size,
+                };
+                report.compaction = Some(log.compact(&config)?);
+            }
+            out.push(report);
+        }
+        if moved {
+            self.inner.dir.checkpoint()?;
+        }
+        Ok(out)
+    }
+
+    /// Kafka's eligibility: dirty ratio above `min.cleanable.dirty.ratio`, or dirty data
+    /// older than `max.compaction.lag.ms`.
+    fn should_compact(&self, log: &Log, c: &super::TopicConfig) -> bool {
+        if log.dirty_ratio() > c.min_cleanable_dirty_ratio.get() {
+            return true;
+        }
+        let now = self.inner.config.clock.now_ms();
+        log.first_dirty_segment_timestamp()
+            .is_some_and(|ts| ts >= 0 && now.saturating_sub(ts) > c.max_compaction_lag_ms)
+    }
+
+    /// Reads `cleaner-offset-checkpoint` into the logs of compacted topics. A file that
+    /// does not parse is ignored: compaction then starts over from the log start, which
+    /// costs time but loses nothing.
+    pub(crate) fn load_cleaner_checkpoints(&self) {
+        let path = self.path().join(CLEANER_CHECKPOINT);
+        let Ok(offsets) = read_checkpoint(&path) else {
+            return;
+        };
+        for ((topic, p), offset) in offsets {
+            if let Some(t) = self.topic_if_exists(&topic)
+                && let Ok(log) = t.log(p)
+            {
+                log.set_first_dirty_offset(offset);
+            }
+        }
+    }
+
+    /// Writes every compacted partition's first dirty offset.
+    pub(crate) fn write_cleaner_checkpoints(&self) -> Result<()> {
+        let mut offsets = std::collections::BTreeMap::new();
+        for (name, t) in self.inner.topics.read().iter() {
+            if !t.config.cleanup_policy.compacts() {
+                continue;
+            }
+            for (p, log) in t.partitions.read().iter().enumerate() {
+                offsets.insert((name.clone(), p as i32), log.first_dirty_offset());
+            }
+        }
+        write_checkpoint(&self.path().join(CLEANER_CHECKPOINT), &offsets)
+    }
+}
