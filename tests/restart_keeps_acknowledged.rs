@@ -546,6 +546,7 @@ fn configs() -> Vec<(&'static str, i32, TopicConfig)> {
                 max_message_bytes: 2 << 20,
                 timestamp_type: TimestampType::LogAppendTime,
                 fsync: FsyncPolicy::EveryRecords(100),
+                ..TopicConfig::default()
             },
         ),
         (
