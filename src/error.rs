@@ -419,6 +419,16 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A partition assignor returned an assignment that breaks the rules.
+    #[error("assignor {assignor} returned an invalid assignment for group {group:?}: {fault}")]
+    InvalidAssignment {
+        /// The consumer group.
+        group: String,
+        /// The assignor's name.
+        assignor: String,
+        /// What is wrong.
+        fault: Box<crate::AssignmentFault>,
+    },
 }
 
 impl Error {

@@ -58,8 +58,9 @@ pub use consumer::{
 };
 pub use error::{DecodeError, Error, Result};
 pub use group::assignor::{
-    Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription, RangeAssignor,
-    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, assignor_by_name,
+    AssignmentFault, Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription,
+    RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor, assignor_by_name,
+    validate_assignment,
 };
 pub use group::{GroupDescription, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionLag};
 pub use log::{

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use partlog::{
-    Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription, RangeAssignor,
-    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, TopicPartition, assignor_by_name,
+    AssignmentFault, Assignor, CooperativeStickyAssignor, Error, GroupAssignment,
+    MemberSubscription, RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor,
+    TopicPartition, assignor_by_name, validate_assignment,
 };
 
 fn tp(topic: &str, partition: i32) -> TopicPartition {
@@ -451,4 +452,129 @@ fn assignors_are_found_by_kafka_protocol_and_class_names() {
     }
     assert!(assignor_by_name("Range").is_none());
     assert!(assignor_by_name("").is_none());
+}
+
+// ---------------------------------------------------------------------------- validation
+
+fn fault_of(
+    assignor: &dyn Assignor,
+    partitions: &BTreeMap<String, i32>,
+    members: &[MemberSubscription],
+    out: &GroupAssignment,
+) -> AssignmentFault {
+    match validate_assignment("orders", assignor, partitions, members, out) {
+        Err(Error::InvalidAssignment {
+            group,
+            assignor: name,
+            fault,
+        }) => {
+            assert_eq!((group.as_str(), name.as_str()), ("orders", assignor.name()));
+            *fault
+        }
+        other => panic!("expected InvalidAssignment, got {other:?}"),
+    }
+}
+
+#[test]
+fn validation_names_each_kind_of_fault() {
+    let partitions = topics(&[("t", 2), ("u", 1)]);
+    let members = [member("a", &["t"]), member("b", &["t", "u"])];
+    let good = RangeAssignor.assign(&partitions, &members);
+    validate_assignment("orders", &RangeAssignor, &partitions, &members, &good).unwrap();
+    let edit = |f: &dyn Fn(&mut GroupAssignment)| {
+        let mut out = good.clone();
+        f(&mut out);
+        fault_of(&RangeAssignor, &partitions, &members, &out)
+    };
+    let who = |s: &str| s.to_string();
+
+    assert_eq!(
+        edit(&|o| {
+            o.insert(who("zed"), vec![]);
+        }),
+        AssignmentFault::UnknownMember { member: who("zed") }
+    );
+    assert_eq!(
+        edit(&|o| {
+            o.remove("a");
+        }),
+        AssignmentFault::MissingMember { member: who("a") }
+    );
+    assert_eq!(
+        edit(&|o| o.get_mut("a").unwrap().push(tp("t", 2))),
+        AssignmentFault::NoSuchPartition {
+            member: who("a"),
+            partition: tp("t", 2)
+        }
+    );
+    assert_eq!(
+        edit(&|o| o.get_mut("a").unwrap().push(tp("u", 0))),
+        AssignmentFault::NotSubscribed {
+            member: who("a"),
+            partition: tp("u", 0)
+        }
+    );
+    assert_eq!(
+        edit(&|o| o.get_mut("b").unwrap().push(tp("t", 0))),
+        AssignmentFault::AssignedTwice {
+            partition: tp("t", 0),
+            first: who("a"),
+            second: who("b")
+        }
+    );
+    assert_eq!(
+        edit(&|o| o.get_mut("b").unwrap().retain(|p| p.topic != "u")),
+        AssignmentFault::Unassigned {
+            partition: tp("u", 0)
+        }
+    );
+    let err = validate_assignment("orders", &RangeAssignor, &partitions, &members, &{
+        let mut o = good.clone();
+        o.get_mut("b").unwrap().clear();
+        o
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "assignor range returned an invalid assignment for group \"orders\": t-1 is not assigned to anyone"
+    );
+}
+
+#[test]
+fn cooperative_validation_allows_revoking_and_forbids_taking_owned_partitions() {
+    let partitions = topics(&[("t", 4)]);
+    let members = [
+        member("a", &["t"]).owning(vec![tp("t", 0), tp("t", 1), tp("t", 2)], 1),
+        member("b", &["t"]),
+    ];
+    // Cooperative output leaves t-2 out while "a" revokes it (b gets only t-3): valid.
+    let out = CooperativeStickyAssignor.assign(&partitions, &members);
+    validate_assignment("g", &CooperativeStickyAssignor, &partitions, &members, &out).unwrap();
+    // The same omission is a fault for an eager assignor.
+    assert_eq!(
+        fault_of(&StickyAssignor, &partitions, &members, &out),
+        AssignmentFault::Unassigned {
+            partition: tp("t", 2)
+        }
+    );
+    // Handing t-2 to "b" while "a" still owns it breaks the cooperative protocol.
+    let sticky = StickyAssignor.assign(&partitions, &members);
+    assert_eq!(
+        fault_of(&CooperativeStickyAssignor, &partitions, &members, &sticky),
+        AssignmentFault::StillOwned {
+            partition: tp("t", 2),
+            member: "b".into(),
+            owner: "a".into()
+        }
+    );
+    // A partition nobody claims must still be assigned under the cooperative protocol.
+    assert_eq!(out["b"], [tp("t", 3)]);
+    let mut dropped = out.clone();
+    dropped.get_mut("b").unwrap().clear();
+    assert_eq!(
+        fault_of(&CooperativeStickyAssignor, &partitions, &members, &dropped),
+        AssignmentFault::Unassigned {
+            partition: tp("t", 3)
+        }
+    );
 }

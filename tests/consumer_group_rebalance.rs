@@ -68,10 +68,16 @@ fn produce(broker: &Broker, topic: &str, partitions: i32, per_partition: i64) {
 
 /// Records each callback, for assertions on what was revoked and assigned.
 #[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<(String, Vec<TopicPartition>)>>>);
+struct Events(Arc<Mutex<Vec<Event>>>);
+
+/// A callback's name and partitions.
+type Event = (String, Vec<TopicPartition>);
+
+/// A describe row: partition, committed, log end offset, lag.
+type Row = (i32, Option<i64>, Option<i64>, Option<i64>);
 
 impl Events {
-    fn take(&self) -> Vec<(String, Vec<TopicPartition>)> {
+    fn take(&self) -> Vec<Event> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
@@ -315,7 +321,7 @@ fn admin_describes_resets_and_deletes() {
     .into();
     a.commit_sync_offsets(&commit).unwrap();
     let d = broker.describe_group("g").unwrap();
-    let rows: Vec<(i32, Option<i64>, Option<i64>, Option<i64>)> = d
+    let rows: Vec<Row> = d
         .partitions
         .iter()
         .map(|p| (p.partition.partition, p.committed, p.log_end_offset, p.lag))
@@ -399,4 +405,222 @@ fn group_operations_need_a_group_id() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_second_consumer_with_the_same_instance_id_fences_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let broker = open(dir.path(), &clock);
+    broker.create_topic("t", 2, TopicConfig::default()).unwrap();
+    let static_config = ConsumerConfig {
+        group_instance_id: Some("worker-1".into()),
+        ..config("g", Arc::new(RangeAssignor))
+    };
+    let mut a = broker.consumer(static_config.clone());
+    a.subscribe(&["t"]).unwrap();
+    a.poll(NO_WAIT).unwrap();
+    let mut b = broker.consumer(static_config);
+    b.subscribe(&["t"]).unwrap();
+    b.poll(NO_WAIT).unwrap();
+    assert_eq!(owned(&b), tps("t", &[0, 1]));
+    let old = a.member_id().unwrap().to_string();
+    match a.poll(NO_WAIT) {
+        Err(Error::FencedInstanceId {
+            group,
+            instance_id,
+            member,
+        }) => assert_eq!(
+            (group, instance_id, member),
+            ("g".into(), "worker-1".into(), old)
+        ),
+        other => panic!("expected FencedInstanceId, got {other:?}"),
+    }
+}
+
+#[test]
+fn commits_are_kafka_records_in_the_groups_offsets_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let broker = open(dir.path(), &clock);
+    broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+    let mut a = broker.consumer(config("g", Arc::new(RangeAssignor)));
+    a.subscribe(&["t"]).unwrap();
+    a.poll(NO_WAIT).unwrap();
+    a.commit_sync_offsets(&[(TopicPartition::new("t", 0), 42)].into())
+        .unwrap();
+    // "g".hashCode() = 103 in Java; 103 % 3 = 1.
+    let part = broker.partition("__consumer_offsets", 1).unwrap();
+    assert_eq!(part.log_end_offset(), 1);
+    assert_eq!(
+        broker
+            .partition("__consumer_offsets", 0)
+            .unwrap()
+            .log_end_offset(),
+        0
+    );
+    let batches = part.read(0, 1 << 20).unwrap();
+    let records: Vec<_> = batches[0]
+        .records(&partlog::Codecs::default())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key: &[u8] = &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 0];
+    assert_eq!(records[0].key.as_deref(), Some(key));
+    let mut value = vec![0, 3];
+    value.extend_from_slice(&42i64.to_be_bytes());
+    value.extend_from_slice(&(-1i32).to_be_bytes());
+    value.extend_from_slice(&[0, 0]);
+    value.extend_from_slice(&1_000i64.to_be_bytes());
+    assert_eq!(records[0].value.as_deref(), Some(&value[..]));
+    let config = broker.describe_topic("__consumer_offsets").unwrap().config;
+    assert_eq!(config.cleanup_policy, partlog::CleanupPolicy::Compact);
+    assert_eq!(config.fsync, partlog::FsyncPolicy::EveryAppend);
+}
+
+#[test]
+fn a_member_waiting_in_poll_hands_partitions_over_without_returning() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+    broker.create_topic("t", 2, TopicConfig::default()).unwrap();
+    let cfg = config("g", Arc::new(RangeAssignor));
+    let mut a = broker.consumer(cfg.clone());
+    a.subscribe(&["t"]).unwrap();
+    a.poll(NO_WAIT).unwrap();
+    assert_eq!(owned(&a), tps("t", &[0, 1]));
+    // a waits for records for up to a minute: b's join must wake it to revoke.
+    let waiting = std::thread::spawn(move || {
+        let records = a.poll(Duration::from_secs(60)).unwrap();
+        (records.len(), a)
+    });
+    let mut b = broker.consumer(cfg);
+    b.subscribe(&["t"]).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..600 {
+        got = b.poll(Duration::from_millis(100)).unwrap();
+        if !owned(&b).is_empty() {
+            break;
+        }
+    }
+    let mine = owned(&b);
+    assert_eq!(
+        mine.len(),
+        1,
+        "b never got a partition while a waited in poll"
+    );
+    assert!(got.is_empty());
+    // A record for a's partition ends a's poll; its assignment is the other partition.
+    let other = tps("t", &[0, 1]).difference(&mine).next().unwrap().clone();
+    let producer = broker.producer(ProducerConfig::default());
+    producer
+        .send_blocking(ProducerRecord::new("t", b"x").partition(other.partition))
+        .unwrap();
+    let (n, a) = waiting.join().unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(owned(&a), BTreeSet::from([other]));
+}
+
+/// A custom assignor with a bug: every member gets every partition.
+#[derive(Debug)]
+struct Greedy;
+
+impl Assignor for Greedy {
+    fn name(&self) -> &str {
+        "greedy"
+    }
+
+    fn assign(
+        &self,
+        partitions: &std::collections::BTreeMap<String, i32>,
+        members: &[partlog::MemberSubscription],
+    ) -> partlog::GroupAssignment {
+        let all: Vec<TopicPartition> = partitions
+            .iter()
+            .flat_map(|(t, n)| (0..*n).map(move |p| TopicPartition::new(t.as_str(), p)))
+            .collect();
+        members
+            .iter()
+            .map(|m| (m.member_id.clone(), all.clone()))
+            .collect()
+    }
+}
+
+#[test]
+fn a_custom_assignor_is_used_and_its_invalid_answers_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let broker = open(dir.path(), &clock);
+    broker.create_topic("t", 2, TopicConfig::default()).unwrap();
+    let mut a = broker.consumer(config("g", Arc::new(Greedy)));
+    a.subscribe(&["t"]).unwrap();
+    a.poll(NO_WAIT).unwrap();
+    assert_eq!(owned(&a), tps("t", &[0, 1]));
+    assert_eq!(
+        broker.describe_group("g").unwrap().assignor.as_deref(),
+        Some("greedy")
+    );
+    let mut b = broker.consumer(config("g", Arc::new(Greedy)));
+    b.subscribe(&["t"]).unwrap();
+    for c in [&mut b, &mut a] {
+        match c.poll(NO_WAIT) {
+            Err(Error::InvalidAssignment {
+                group, assignor, ..
+            }) => assert_eq!((group.as_str(), assignor.as_str()), ("g", "greedy")),
+            other => panic!("expected InvalidAssignment, got {other:?}"),
+        }
+    }
+    // Nobody was given a partition someone else owns.
+    assert!(owned(&a).is_disjoint(&owned(&b)));
+    // A member that offers no assignor in common cannot join.
+    let mut c = broker.consumer(config("g", Arc::new(RangeAssignor)));
+    c.subscribe(&["t"]).unwrap();
+    let err = c.poll(NO_WAIT).unwrap_err();
+    assert!(
+        matches!(err, Error::InconsistentGroupProtocol { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("greedy"), "{err}");
+}
+
+#[test]
+fn a_bad_offsets_record_fails_the_open_naming_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    {
+        let broker = open(dir.path(), &clock);
+        broker
+            .reset_group_offsets("h", "missing", OffsetSpec::Earliest)
+            .unwrap_err();
+        broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+        broker
+            .reset_group_offsets("h", "t", OffsetSpec::Earliest)
+            .unwrap();
+        let producer = broker.producer(ProducerConfig::default());
+        // An OffsetCommitKey whose value has version 9.
+        let key: &[u8] = &[0, 1, 0, 1, b'h', 0, 1, b't', 0, 0, 0, 0];
+        producer
+            .send_blocking(
+                ProducerRecord::new("__consumer_offsets", &[0, 9])
+                    .key(key)
+                    .partition(2),
+            )
+            .unwrap();
+        producer.flush().unwrap();
+        broker.close().unwrap();
+    }
+    let err = Broker::open(
+        dir.path(),
+        BrokerConfig {
+            clock: clock.clone(),
+            ..BrokerConfig::default()
+        },
+    )
+    .unwrap_err();
+    match &err {
+        Error::BadOffsetsRecord {
+            partition, offset, ..
+        } => assert_eq!((partition.as_str(), *offset), ("__consumer_offsets-2", 1)),
+        other => panic!("expected BadOffsetsRecord, got {other:?}"),
+    }
+    assert!(err.to_string().contains("version 9"), "{err}");
 }

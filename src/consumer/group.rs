@@ -46,6 +46,23 @@ use crate::group::coordinator::JoinRequest;
 /// Each gets the consumer, so it can commit, seek or look up positions. An error returned
 /// by a callback is returned by the `poll` that ran it, after the rebalance step
 /// completed.
+///
+/// **How a group rebalances.** The broker's group coordinator runs the assignor when a
+/// member joins, leaves (`close`, or dropped), is removed for not polling within
+/// `max_poll_interval`, or when a subscribed topic gains partitions. Each member learns
+/// of it in its next `poll` (a member parked in `poll` is woken): it revokes what it must
+/// give up — everything with an eager assignor (range, roundrobin, sticky), only the
+/// partitions that move with cooperative-sticky — and takes the partitions of its new
+/// assignment as their previous owners release them. A partition never has two owners
+/// among the group's members; a member that was removed gets
+/// [`on_partitions_lost`](Self::on_partitions_lost) at its next `poll` and joins again.
+///
+/// **Delivery.** Commit the positions in `on_partitions_revoked` (auto-commit does it
+/// just before that callback) and finish processing what a `poll` returned before the
+/// next `poll`: the partition's next owner then starts exactly where this one stopped,
+/// so no record is skipped or read twice across rebalances. Auto-commit alone is
+/// at-least-once: a consumer dropped without `close`, or removed for not polling, leaves
+/// what it polled since the last interval commit to be read again by the next owner.
 pub trait ConsumerRebalanceListener: Send {
     /// The consumer is about to give these partitions up; it still owns them, so this is
     /// the place to commit their positions. The coordinator hands them to their new owner
@@ -142,6 +159,51 @@ impl Consumer {
     /// Subscribes to `topics` as a member of the consumer's group (`group_id` must be
     /// set), with callbacks for rebalances. Without a group, use
     /// [`Consumer::subscribe`].
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use partlog::{
+    ///     Broker, BrokerConfig, Consumer, ConsumerConfig, ConsumerRebalanceListener,
+    ///     OffsetReset, TopicConfig, TopicPartition,
+    /// };
+    ///
+    /// /// Commits the position of each partition before it moves to another member.
+    /// struct CommitOnRevoke;
+    ///
+    /// impl ConsumerRebalanceListener for CommitOnRevoke {
+    ///     fn on_partitions_revoked(
+    ///         &mut self,
+    ///         consumer: &mut Consumer,
+    ///         partitions: &[TopicPartition],
+    ///     ) -> partlog::Result<()> {
+    ///         let mut offsets = HashMap::new();
+    ///         for tp in partitions {
+    ///             offsets.insert(tp.clone(), consumer.position(tp)?);
+    ///         }
+    ///         consumer.commit_sync_offsets(&offsets)
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> partlog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let broker = Broker::open(dir.path(), BrokerConfig::default())?;
+    /// broker.create_topic("jobs", 4, TopicConfig::default())?;
+    /// let mut worker = broker.consumer(ConsumerConfig {
+    ///     group_id: Some("workers".into()),
+    ///     enable_auto_commit: false,
+    ///     auto_offset_reset: OffsetReset::Earliest,
+    ///     ..ConsumerConfig::default()
+    /// });
+    /// worker.subscribe_with_listener(&["jobs"], Box::new(CommitOnRevoke))?;
+    /// let records = worker.poll(Duration::from_millis(10))?; // joins the group
+    /// assert!(records.is_empty());
+    /// assert_eq!(worker.assignment().len(), 4);
+    /// worker.commit_sync()?;
+    /// worker.close()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`Error::NoGroupId`]; [`Error::UnknownTopic`] (unless the broker auto-creates
@@ -320,7 +382,14 @@ impl Consumer {
                     self.lose_all()?;
                     self.join()?;
                 }
-                other => other?,
+                Err(e) => {
+                    // Try again at the next poll (an invalid assignment, an I/O error).
+                    if let Some(m) = &self.membership {
+                        m.signal.store(true, Ordering::SeqCst);
+                    }
+                    return Err(e);
+                }
+                Ok(()) => {}
             }
         }
         Ok(())
@@ -532,11 +601,12 @@ impl Consumer {
         let Some(group) = self.config.group_id.clone() else {
             return Err(Error::NoGroupId { operation });
         };
-        let member = self.membership.as_ref().map(|m| {
-            m.member_id
-                .clone()
-                .unwrap_or_else(|| "(not joined yet)".to_string())
-        });
+        // A subscribed consumer that has not joined yet owns nothing, so the coordinator
+        // rejects its commits naming the partition (an empty member id is no member's).
+        let member = self
+            .membership
+            .as_ref()
+            .map(|m| m.member_id.clone().unwrap_or_default());
         Ok((group, member))
     }
 

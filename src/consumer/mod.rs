@@ -107,8 +107,10 @@ pub struct ConsumerConfig {
     /// away keeps its partitions. A dynamic member leaves at once when dropped.
     pub session_timeout: Duration,
     /// Kafka: `max.poll.interval.ms` (default 5 min): a member that does not call `poll`
-    /// for longer is removed from the group (by the broker's clock), and its partitions
-    /// go to the others.
+    /// for longer (by the broker's [`Clock`](crate::Clock)) is removed from the group, and
+    /// its partitions go to the others. There is no timer thread: the removal happens at
+    /// the group's next call (another member's poll or commit, a join, an admin call),
+    /// which is the first moment it can matter. Static members are removed the same way.
     pub max_poll_interval: Duration,
     /// Kafka: `enable.auto.commit` (default true): commit positions every
     /// `auto_commit_interval` in `poll`, before revoking partitions, and on `close`.
@@ -192,6 +194,13 @@ struct Assigned {
 }
 
 /// Reads records from assigned or subscribed partitions.
+///
+/// With [`ConsumerConfig::group_id`], a subscribed consumer is a member of a consumer
+/// group: the group's members share the partitions, and committed offsets
+/// ([`Consumer::commit_sync`], auto-commit) let a partition's next owner, or the group
+/// after a restart, continue where the last one stopped. See
+/// [`ConsumerRebalanceListener`] for the rebalance callbacks and
+/// [`Consumer::subscribe_with_listener`] for an example.
 ///
 /// Like Kafka's consumer it is used from one thread at a time (`Send`, not `Sync`); make
 /// one per thread. Many consumers can read one partition, each at its own pace: they

@@ -12,17 +12,19 @@
 //!
 //! All of them order members as Kafka's `MemberInfo` does: members with a
 //! `group.instance.id` (static members) first, by instance id, then the others by member
-//! id. Given the same input every assignor returns the same assignment (Kafka's sticky
-//! assignor iterates Java hash maps in places, so its tie-breaks can differ from these;
-//! the balance and stickiness guarantees are the same).
+//! id. Given the same input every assignor returns the same assignment. (Kafka's sticky
+//! assignor iterates Java hash maps in places and sorts by member id alone, so its
+//! tie-breaks can differ from these; the balance and stickiness guarantees are the same.)
 //!
-//! A custom assignor implements [`Assignor`].
+//! A custom assignor implements [`Assignor`]; [`validate_assignment`] checks what any
+//! assignor returned before a group acts on it.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::TopicPartition;
+use crate::error::{Error, Result};
 
 /// Eager (stop-the-world) or cooperative (incremental) rebalancing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -90,7 +92,8 @@ pub type GroupAssignment = BTreeMap<String, Vec<TopicPartition>>;
 /// and gives each member its share. An implementation must put every partition of a
 /// subscribed topic in exactly one member's list, and only in the list of a member that
 /// subscribes to its topic; it must list every member, with an empty list when it gets
-/// nothing.
+/// nothing. [`validate_assignment`] checks these rules; a group should run it on the
+/// output of any assignor it did not write itself.
 ///
 /// A custom assignor, giving every partition to the first member by member id:
 ///
@@ -176,6 +179,239 @@ pub fn assignor_by_name(name: &str) -> Option<Arc<dyn Assignor>> {
         }
         _ => None,
     }
+}
+
+/// Checks an assignment an [`Assignor`] returned before the group uses it.
+///
+/// The rules: every member of `members` is listed and nobody else; each partition
+/// exists, goes to a member subscribing to its topic, and to one member only; every
+/// partition of a subscribed topic is assigned. Under the [`Cooperative`] protocol a
+/// partition may also be left out while some member still claims it (it is being
+/// revoked), and a partition another member claims must not be assigned (Kafka's
+/// `validateCooperativeAssignment`: nobody may read a partition its owner has not yet
+/// revoked).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use partlog::{Assignor, MemberSubscription, RangeAssignor, TopicPartition, validate_assignment};
+///
+/// let partitions = BTreeMap::from([("t".to_string(), 2)]);
+/// let members = [MemberSubscription::new("a", ["t"]), MemberSubscription::new("b", ["t"])];
+/// let mut out = RangeAssignor.assign(&partitions, &members);
+/// validate_assignment("g", &RangeAssignor, &partitions, &members, &out).unwrap();
+///
+/// out.get_mut("a").unwrap().push(TopicPartition::new("t", 1)); // also b's
+/// let err = validate_assignment("g", &RangeAssignor, &partitions, &members, &out).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "assignor range returned an invalid assignment for group \"g\": t-1 is assigned to both a and b"
+/// );
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidAssignment`] naming the group, the assignor and the first
+/// [`AssignmentFault`] found.
+///
+/// [`Cooperative`]: RebalanceProtocol::Cooperative
+pub fn validate_assignment(
+    group: &str,
+    assignor: &dyn Assignor,
+    partitions: &BTreeMap<String, i32>,
+    members: &[MemberSubscription],
+    assignment: &GroupAssignment,
+) -> Result<()> {
+    let cooperative = assignor.protocol() == RebalanceProtocol::Cooperative;
+    find_fault(cooperative, partitions, members, assignment).map_err(|fault| {
+        Error::InvalidAssignment {
+            group: group.to_string(),
+            assignor: assignor.name().to_string(),
+            fault: Box::new(fault),
+        }
+    })
+}
+
+/// What is wrong with an assignment (see [`validate_assignment`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AssignmentFault {
+    /// The assignment lists a member that is not in the group.
+    UnknownMember {
+        /// The member id.
+        member: String,
+    },
+    /// A member of the group is not listed.
+    MissingMember {
+        /// The member id.
+        member: String,
+    },
+    /// A partition that does not exist.
+    NoSuchPartition {
+        /// The member it was assigned to.
+        member: String,
+        /// The partition.
+        partition: TopicPartition,
+    },
+    /// A partition assigned to a member that does not subscribe to its topic.
+    NotSubscribed {
+        /// The member.
+        member: String,
+        /// The partition.
+        partition: TopicPartition,
+    },
+    /// A partition assigned to two members.
+    AssignedTwice {
+        /// The partition.
+        partition: TopicPartition,
+        /// The first member (in member id order).
+        first: String,
+        /// The second member.
+        second: String,
+    },
+    /// Cooperative protocol: a partition assigned to a member while another member still
+    /// owns it.
+    StillOwned {
+        /// The partition.
+        partition: TopicPartition,
+        /// The member it was assigned to.
+        member: String,
+        /// The member that owns it.
+        owner: String,
+    },
+    /// A partition of a subscribed topic that nobody gets (and, under the cooperative
+    /// protocol, nobody is revoking).
+    Unassigned {
+        /// The partition.
+        partition: TopicPartition,
+    },
+}
+
+impl std::fmt::Display for AssignmentFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tp = |p: &TopicPartition| format!("{}-{}", p.topic, p.partition);
+        match self {
+            AssignmentFault::UnknownMember { member } => {
+                write!(f, "{member} is not a member of the group")
+            }
+            AssignmentFault::MissingMember { member } => write!(f, "member {member} is missing"),
+            AssignmentFault::NoSuchPartition { member, partition } => {
+                write!(f, "{member} got {}, which does not exist", tp(partition))
+            }
+            AssignmentFault::NotSubscribed { member, partition } => write!(
+                f,
+                "{member} got {}, but does not subscribe to {:?}",
+                tp(partition),
+                partition.topic
+            ),
+            AssignmentFault::AssignedTwice {
+                partition,
+                first,
+                second,
+            } => write!(
+                f,
+                "{} is assigned to both {first} and {second}",
+                tp(partition)
+            ),
+            AssignmentFault::StillOwned {
+                partition,
+                member,
+                owner,
+            } => write!(
+                f,
+                "{member} got {}, which {owner} still owns (cooperative protocol)",
+                tp(partition)
+            ),
+            AssignmentFault::Unassigned { partition } => {
+                write!(f, "{} is not assigned to anyone", tp(partition))
+            }
+        }
+    }
+}
+
+fn find_fault(
+    cooperative: bool,
+    partitions: &BTreeMap<String, i32>,
+    members: &[MemberSubscription],
+    assignment: &GroupAssignment,
+) -> std::result::Result<(), AssignmentFault> {
+    let members = member_order(members);
+    let by_id: HashMap<&str, &MemberSubscription> =
+        members.iter().map(|m| (m.member_id.as_str(), *m)).collect();
+    if let Some(member) = assignment
+        .keys()
+        .find(|id| !by_id.contains_key(id.as_str()))
+    {
+        let member = member.clone();
+        return Err(AssignmentFault::UnknownMember { member });
+    }
+    if let Some(m) = members
+        .iter()
+        .find(|m| !assignment.contains_key(&m.member_id))
+    {
+        let member = m.member_id.clone();
+        return Err(AssignmentFault::MissingMember { member });
+    }
+    let claims = claimants(&members);
+    let mut holder: HashMap<&TopicPartition, &str> = HashMap::new();
+    for (id, list) in assignment {
+        let member = by_id[id.as_str()];
+        for tp in list {
+            check_one(cooperative, partitions, &claims, &mut holder, member, tp)?;
+        }
+    }
+    for (topic, &count) in partitions {
+        if !members.iter().any(|m| m.topics.contains(topic)) {
+            continue;
+        }
+        for p in 0..count {
+            let partition = TopicPartition::new(topic.as_str(), p);
+            let revoking = cooperative && claims.contains_key(&partition);
+            if !holder.contains_key(&partition) && !revoking {
+                return Err(AssignmentFault::Unassigned { partition });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_one<'a>(
+    cooperative: bool,
+    partitions: &BTreeMap<String, i32>,
+    claims: &HashMap<&TopicPartition, Vec<&str>>,
+    holder: &mut HashMap<&'a TopicPartition, &'a str>,
+    member: &'a MemberSubscription,
+    tp: &'a TopicPartition,
+) -> std::result::Result<(), AssignmentFault> {
+    let id = member.member_id.as_str();
+    let exists = partitions
+        .get(&tp.topic)
+        .is_some_and(|&count| (0..count).contains(&tp.partition));
+    if !exists {
+        return Err(AssignmentFault::NoSuchPartition {
+            member: id.to_string(),
+            partition: tp.clone(),
+        });
+    }
+    if !member.topics.contains(&tp.topic) {
+        return Err(AssignmentFault::NotSubscribed {
+            member: id.to_string(),
+            partition: tp.clone(),
+        });
+    }
+    if let Some(first) = holder.insert(tp, id) {
+        return Err(AssignmentFault::AssignedTwice {
+            partition: tp.clone(),
+            first: first.to_string(),
+            second: id.to_string(),
+        });
+    }
+    if let Some(owner) = other_claimant(claims, tp, id).filter(|_| cooperative) {
+        return Err(AssignmentFault::StillOwned {
+            partition: tp.clone(),
+            member: id.to_string(),
+            owner: owner.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Kafka's `range` assignor: each topic on its own, consecutive partitions per member.
@@ -418,38 +654,37 @@ impl Assignor for CooperativeStickyAssignor {
         let mut out = StickyAssignor.assign(partitions, members);
         let claims = claimants(&member_order(members));
         for (member, list) in out.iter_mut() {
-            list.retain(|tp| match claims.get(tp) {
-                None => true,
-                Some(Claimant::One(owner)) => *owner == member.as_str(),
-                Some(Claimant::Several) => false,
-            });
+            list.retain(|tp| other_claimant(&claims, tp, member).is_none());
         }
         out
     }
 }
 
-/// Who reports owning a partition.
-enum Claimant<'a> {
-    One(&'a str),
-    Several,
-}
-
-/// Every partition some member reports owning, with who claims it.
-fn claimants<'a>(members: &[&'a MemberSubscription]) -> HashMap<&'a TopicPartition, Claimant<'a>> {
-    let mut claims = HashMap::new();
+/// Every partition some member reports owning, with the distinct members claiming it.
+fn claimants<'a>(members: &[&'a MemberSubscription]) -> HashMap<&'a TopicPartition, Vec<&'a str>> {
+    let mut claims: HashMap<&TopicPartition, Vec<&str>> = HashMap::new();
     for member in members {
         for tp in &member.owned {
-            let id = member.member_id.as_str();
-            claims
-                .entry(tp)
-                .and_modify(|c| match c {
-                    Claimant::One(other) if *other != id => *c = Claimant::Several,
-                    _ => {}
-                })
-                .or_insert(Claimant::One(id));
+            let owners = claims.entry(tp).or_default();
+            if !owners.contains(&member.member_id.as_str()) {
+                owners.push(&member.member_id);
+            }
         }
     }
     claims
+}
+
+/// A member other than `member` among the claimants of `tp`.
+fn other_claimant<'a>(
+    claims: &HashMap<&TopicPartition, Vec<&'a str>>,
+    tp: &TopicPartition,
+    member: &str,
+) -> Option<&'a str> {
+    claims
+        .get(tp)?
+        .iter()
+        .copied()
+        .find(|&owner| owner != member)
 }
 
 /// Kafka's member order: static members (by `group.instance.id`) first, then the others,

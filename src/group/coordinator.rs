@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::assignor::{Assignor, MemberSubscription, RebalanceProtocol};
+use super::assignor::{Assignor, MemberSubscription, RebalanceProtocol, validate_assignment};
 use super::offsets::{OffsetAndMetadata, fits_string};
 use super::store;
 use crate::broker::Broker;
@@ -128,6 +128,9 @@ pub(crate) struct Group {
     pub(crate) offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     /// Member ids taken over by another consumer with the same instance id.
     fenced: BTreeMap<String, String>,
+    /// What was wrong with the assignor's answer at the last rebalance, returned to each
+    /// member's sync until a rebalance gets a valid one.
+    invalid: Option<(String, crate::group::assignor::AssignmentFault)>,
 }
 
 impl Group {
@@ -143,6 +146,7 @@ impl Group {
             topic_epoch: u64::MAX,
             offsets: BTreeMap::new(),
             fenced: BTreeMap::new(),
+            invalid: None,
         }
     }
 
@@ -248,6 +252,20 @@ impl Group {
             })
             .collect();
         let assignment = assignor.assign(&self.partitions, &subscriptions);
+        self.invalid = match validate_assignment(
+            &self.name,
+            assignor.as_ref(),
+            &self.partitions,
+            &subscriptions,
+            &assignment,
+        ) {
+            Err(Error::InvalidAssignment {
+                assignor, fault, ..
+            }) => Some((assignor, *fault)),
+            _ => None,
+        };
+        // Even a faulty answer is applied as far as it is safe (see `set_target`), so
+        // the members keep reading what it does assign.
         self.set_target(assignment);
         for m in self.members.values() {
             m.notify();
@@ -428,7 +446,10 @@ impl Coordinator {
         check_assignors(&g, &req)?;
         let id = self.new_member_id(&req);
         let signal = Arc::new(AtomicBool::new(true));
-        if let Some(owned) = rejoin_static(&mut g, &req, &id, &signal, now) {
+        if let Some((owned, resubscribed)) = rejoin_static(&mut g, &req, &id, &signal, now) {
+            if resubscribed {
+                g.rebalance(broker);
+            }
             return Ok(Joined {
                 member_id: id,
                 owned,
@@ -507,6 +528,13 @@ impl Coordinator {
         let g = self.group(group);
         let mut g = g.lock();
         g.maintain(broker, now);
+        if let Some((assignor, fault)) = &g.invalid {
+            return Err(Error::InvalidAssignment {
+                group: g.name.clone(),
+                assignor: assignor.clone(),
+                fault: Box::new(fault.clone()),
+            });
+        }
         let eager_restart = !g.cooperative();
         let generation = g.generation;
         let target = g.target.get(member).cloned().unwrap_or_default();
@@ -742,14 +770,16 @@ fn check_assignors(g: &Group, req: &JoinRequest) -> Result<()> {
 }
 
 /// A static member whose instance id is in the group takes its place: same partitions,
-/// no rebalance. A live holder of that instance id is fenced, as Kafka does.
+/// no rebalance (unless it comes back subscribed to other topics, which Kafka also
+/// rebalances for). A live holder of that instance id is fenced, as Kafka does. Returns
+/// the partitions it owns and whether its subscription changed.
 fn rejoin_static(
     g: &mut Group,
     req: &JoinRequest,
     id: &str,
     signal: &Arc<AtomicBool>,
     now: i64,
-) -> Option<Vec<TopicPartition>> {
+) -> Option<(Vec<TopicPartition>, bool)> {
     let instance = req.instance_id.as_ref()?;
     let old_id = g
         .members
@@ -770,6 +800,8 @@ fn rejoin_static(
     m.assignors = req.assignors.clone();
     m.session_timeout_ms = req.session_timeout_ms;
     m.max_poll_interval_ms = req.max_poll_interval_ms;
+    let resubscribed = m.topics != req.topics;
+    m.topics = req.topics.clone();
     for tp in &m.owned {
         g.owners.insert(tp.clone(), id.to_string());
     }
@@ -778,7 +810,7 @@ fn rejoin_static(
     }
     let owned = m.owned.iter().cloned().collect();
     g.members.insert(id.to_string(), m);
-    Some(owned)
+    Some((owned, resubscribed))
 }
 
 /// Whether `member` may commit `tp`.
@@ -805,6 +837,11 @@ fn check_commit(g: &Group, member: Option<&str>, tp: &TopicPartition) -> Result<
         ));
     };
     let m = g.member(id).map_err(|e| match e {
+        Error::UnknownMember { .. } if id.is_empty() => fail(
+            id,
+            -1,
+            "the consumer has not joined its group yet (it joins in poll)".into(),
+        ),
         Error::UnknownMember { .. } => fail(
             id,
             -1,

@@ -6,7 +6,8 @@
 //! `string metadata`, `int64 commitTimestamp`. Strings are `int16` length + UTF-8. A null
 //! value is a tombstone: the committed offset is deleted.
 //!
-//! Reading accepts key versions 0 and 1 (the same layout) and value versions 0 to 3, as
+//! Reading accepts key versions 0 and 1 (the same layout) and value versions 0 to 4 (4 is
+//! the flexible encoding: a compact metadata string, then tagged fields, skipped), as
 //! Kafka's `GroupCoordinatorRecordSerde` does; `GroupMetadataKey` (version 2) and the
 //! newer consumer-protocol records (3 and up) are recognised and skipped, since partlog
 //! keeps no group metadata across restarts (see [`crate::group`]).
@@ -122,6 +123,29 @@ impl<'a> Reader<'a> {
         ))
     }
 
+    /// An unsigned varint (Kafka's flexible-version lengths).
+    fn uvarint(&mut self, what: &str) -> Result<u32, String> {
+        let mut value = 0u32;
+        for shift in (0..35).step_by(7) {
+            let b = self.take(1, what)?[0];
+            value |= u32::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("{what} has a varint longer than 5 bytes"))
+    }
+
+    /// A compact string: unsigned varint length + 1, then UTF-8 (0 is null, read as "").
+    fn compact_string(&mut self, what: &str) -> Result<String, String> {
+        let len = self.uvarint(what)?;
+        if len == 0 {
+            return Ok(String::new());
+        }
+        let bytes = self.take(len as usize - 1, what)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+    }
+
     fn string(&mut self, what: &str) -> Result<String, String> {
         let len = self.i16(what)?;
         if len < 0 {
@@ -148,20 +172,24 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Result<OffsetsKey, String> {
     })
 }
 
-/// Decodes an `OffsetCommitValue` of version 0 to 3.
+/// Decodes an `OffsetCommitValue` of version 0 to 4.
 pub(crate) fn decode_value(bytes: &[u8]) -> Result<OffsetAndMetadata, String> {
     let mut r = Reader { bytes };
     let version = r.i16("value version")?;
-    if !(0..=3).contains(&version) {
+    if !(0..=4).contains(&version) {
         return Err(format!(
-            "OffsetCommitValue version {version} is not supported (partlog reads 0 to 3)"
+            "OffsetCommitValue version {version} is not supported (partlog reads 0 to 4)"
         ));
     }
     let offset = r.i64("offset")?;
     if version >= 3 {
         r.i32("leaderEpoch")?;
     }
-    let metadata = r.string("metadata")?;
+    let metadata = if version >= 4 {
+        r.compact_string("metadata")?
+    } else {
+        r.string("metadata")?
+    };
     let commit_timestamp = r.i64("commitTimestamp")?;
     if version == 1 {
         r.i64("expireTimestamp")?;
@@ -227,5 +255,17 @@ mod tests {
         );
         assert!(decode_value(&[0, 3, 0]).unwrap_err().contains("offset"));
         assert!(decode_value(&[0, 9]).unwrap_err().contains("version 9"));
+        // Version 4 (flexible): compact metadata "ab" (length 2 + 1), tagged fields after.
+        let mut v4 = vec![0, 4];
+        v4.extend_from_slice(&300i64.to_be_bytes());
+        v4.extend_from_slice(&5i32.to_be_bytes());
+        v4.extend_from_slice(&[3, b'a', b'b']);
+        v4.extend_from_slice(&77i64.to_be_bytes());
+        v4.push(0);
+        let got = decode_value(&v4).unwrap();
+        assert_eq!(
+            (got.offset, got.metadata.as_str(), got.commit_timestamp),
+            (300, "ab", 77)
+        );
     }
 }
