@@ -140,8 +140,8 @@ fn topics_create_list_describe_delete() {
     assert_eq!(
         partitions,
         [
-            "\tTopic: orders\tPartition: 0\tLogStartOffset: 0\tLogEndOffset: 0\tSize: 0\tSegments: 1",
-            "\tTopic: orders\tPartition: 1\tLogStartOffset: 0\tLogEndOffset: 0\tSize: 0\tSegments: 1",
+            "\tTopic: orders\tPartition: 0\tLogStartOffset: 0\tLogEndOffset: 0\tSize: 0\tSegments: 1\tDirtyRatio: 0.000",
+            "\tTopic: orders\tPartition: 1\tLogStartOffset: 0\tLogEndOffset: 0\tSize: 0\tSegments: 1\tDirtyRatio: 0.000",
         ]
     );
 
@@ -153,6 +153,61 @@ fn topics_create_list_describe_delete() {
     assert!(!dir.join("orders-0").exists());
     let err = run(dir, &["topics", "describe", "orders"]).fails(1);
     assert!(err.contains(r#"unknown topic "orders""#), "{err}");
+}
+
+#[test]
+fn topics_clean_compacts_now_and_describe_shows_the_dirty_ratio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let create = [
+        "topics",
+        "create",
+        "c",
+        "--partitions",
+        "1",
+        "--config",
+        "cleanup.policy=compact",
+        "--config",
+        "segment.bytes=100",
+    ];
+    run(dir, &create).ok();
+    let sep = ["produce", "c", "--key-separator", ":"];
+    partlog(Some(dir), &sep, "k1:a\nk2:b\nk1:c\n").ok();
+    // The next batch does not fit the 100-byte segment: the first one is sealed.
+    partlog(Some(dir), &sep, "k2:d\n").ok();
+    let describe = run(dir, &["topics", "describe", "c"]).ok();
+    assert!(
+        describe.contains("\tSegments: 2\tDirtyRatio: 1.000"),
+        "{describe}"
+    );
+
+    let out = run(dir, &["topics", "clean", "c"]).ok();
+    assert_eq!(
+        out,
+        "Topic: c\tPartition: 0\tDeletedSegments: 0\tLogStartOffset: 0\tCompactedSegments: 1\tRemovedRecords: 1\n"
+    );
+    let describe = run(dir, &["topics", "describe", "c"]).ok();
+    assert!(describe.contains("\tDirtyRatio: 0.000"), "{describe}");
+    let all = run(
+        dir,
+        &[
+            "consume",
+            "c",
+            "--from-beginning",
+            "--print-key",
+            "--print-offset",
+        ],
+    )
+    .ok();
+    assert_eq!(all, "0:1\tk2\tb\n0:2\tk1\tc\n0:3\tk2\td\n");
+
+    let err = partlog(Some(dir), &["produce", "c"], "no-key\n").fails(1);
+    assert!(
+        err.contains("cannot accept a record without a key"),
+        "{err}"
+    );
+    let err = run(dir, &["topics", "clean", "nope"]).fails(1);
+    assert!(err.contains(r#"unknown topic "nope""#), "{err}");
 }
 
 #[test]

@@ -546,7 +546,10 @@ fn configs() -> Vec<(&'static str, i32, TopicConfig)> {
                 max_message_bytes: 2 << 20,
                 timestamp_type: TimestampType::LogAppendTime,
                 fsync: FsyncPolicy::EveryRecords(100),
-                ..TopicConfig::default()
+                delete_retention_ms: 1000,
+                min_cleanable_dirty_ratio: partlog::Ratio::new(0.25).unwrap(),
+                min_compaction_lag_ms: 5,
+                max_compaction_lag_ms: 7_200_000,
             },
         ),
         (

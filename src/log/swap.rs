@@ -30,15 +30,15 @@ use crate::segment::{file_name, parse_file_name};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SwapStep {
-    /// Renaming a `.cleaned` file to `.swap`.
+    /// Renaming this `.cleaned` file to `.swap`.
     ToSwap(PathBuf),
-    /// Renaming a replaced segment's file to `.deleted`.
+    /// Renaming this file of a replaced segment to `.deleted`.
     ToDeleted(PathBuf),
-    /// Renaming a `.swap` file to its final name.
+    /// Renaming this `.swap` file to its final name.
     ToFinal(PathBuf),
     /// Swapping the in-memory segment list.
     SwapList,
-    /// Unlinking a `.deleted` file.
+    /// Unlinking this `.deleted` file.
     Unlink(PathBuf),
 }
 
@@ -74,25 +74,29 @@ pub(super) fn rename_into_place(
     old_bases: &[i64],
     hook: Option<&SwapHook>,
 ) -> Result<()> {
-    let call = |step: SwapStep| hook.map_or(Ok(()), |h| h(&step));
+    // The hook sees only files that exist (a `.txnindex` rarely does).
+    let call = |path: &Path, step: fn(PathBuf) -> SwapStep| match hook {
+        Some(h) if path.exists() => h(&step(path.to_path_buf())),
+        _ => Ok(()),
+    };
     for ext in SEGMENT_EXTS {
         let from = with_suffix(dir, new_base, ext, CLEANED);
-        call(SwapStep::ToSwap(from.clone()))?;
+        call(&from, SwapStep::ToSwap)?;
         rename(&from, &with_suffix(dir, new_base, ext, SWAP))?;
     }
     sync_dir(dir)?;
     for &base in old_bases.iter().rev() {
         for ext in SEGMENT_EXTS {
             let from = with_suffix(dir, base, ext, "");
-            call(SwapStep::ToDeleted(from.clone()))?;
+            call(&from, SwapStep::ToDeleted)?;
             rename(&from, &with_suffix(dir, base, ext, DELETED))?;
         }
     }
     sync_dir(dir)?;
     for ext in SEGMENT_EXTS {
-        let to = with_suffix(dir, new_base, ext, "");
-        call(SwapStep::ToFinal(to.clone()))?;
-        rename(&with_suffix(dir, new_base, ext, SWAP), &to)?;
+        let from = with_suffix(dir, new_base, ext, SWAP);
+        call(&from, SwapStep::ToFinal)?;
+        rename(&from, &with_suffix(dir, new_base, ext, ""))?;
     }
     sync_dir(dir)
 }
@@ -102,7 +106,7 @@ pub(super) fn unlink_deleted(dir: &Path, bases: &[i64], hook: Option<&SwapHook>)
     for &base in bases {
         for ext in SEGMENT_EXTS {
             let path = with_suffix(dir, base, ext, DELETED);
-            if let Some(h) = hook {
+            if let Some(h) = hook.filter(|_| path.exists()) {
                 h(&SwapStep::Unlink(path.clone()))?;
             }
             remove(&path)?;

@@ -5,7 +5,7 @@
 //!
 //! | partlog | Kafka |
 //! |---|---|
-//! | `topics create/list/describe/delete` | `kafka-topics` |
+//! | `topics create/list/describe/delete/clean` | `kafka-topics` (`clean`: `kafka-delete-records` and the log cleaner, run now) |
 //! | `produce` | `kafka-console-producer` |
 //! | `consume` | `kafka-console-consumer` |
 //! | `offsets` | `kafka-get-offsets` |
@@ -62,7 +62,7 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create, list, describe and delete topics (kafka-topics).
+    /// Create, list, describe, delete and clean topics (kafka-topics).
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
     /// Append one record per stdin line to a topic (kafka-console-producer).
