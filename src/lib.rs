@@ -80,4 +80,4 @@ pub use record::{
     TimestampType,
 };
 pub use segment::TruncationReason;
-pub use txn::{TransactionDescription, TransactionState};
+pub use txn::{TransactionDescription, TransactionState, read_transactions};

@@ -27,6 +27,31 @@ type PendingOffsets = Vec<(String, TopicPartition, OffsetAndMetadata)>;
 pub(crate) struct TxnCoordinator {
     txns: Mutex<BTreeMap<String, TxnMetadata>>,
     offsets: Mutex<HashMap<String, PendingOffsets>>,
+    /// Set once the timeout thread runs.
+    timer: std::sync::OnceLock<()>,
+}
+
+/// How often the timeout thread looks for expired transactions (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s; in-process, a
+/// shorter period costs little and keeps timeouts close to their setting).
+const TIMEOUT_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs [`TxnCoordinator::abort_expired`] every [`TIMEOUT_CHECK`] until the broker is
+/// closed or dropped. It holds the broker weakly, so it never keeps it open.
+fn run_timer(broker: std::sync::Weak<crate::broker::Inner>) {
+    loop {
+        std::thread::sleep(TIMEOUT_CHECK);
+        let Some(inner) = broker.upgrade() else {
+            return;
+        };
+        let broker = Broker { inner };
+        if broker.is_closed() {
+            return;
+        }
+        // A failed abort leaves the transaction prepared; the next open finishes it, and
+        // the next period retries.
+        let _retried_later = broker.inner.txns.abort_expired(&broker);
+    }
 }
 
 impl TxnCoordinator {
@@ -72,6 +97,14 @@ impl TxnCoordinator {
                 reason: "a transactional id needs 1 to 32767 bytes",
             });
         }
+        self.timer.get_or_init(|| {
+            let weak = std::sync::Arc::downgrade(&broker.inner);
+            let spawned = std::thread::Builder::new()
+                .name("partlog-txn-timeout".into())
+                .spawn(move || run_timer(weak));
+            // Without the thread, `Broker::abort_expired_transactions` still works.
+            drop(spawned);
+        });
         let now = broker.config().clock.now_ms();
         let mut txns = self.txns.lock();
         let mut m = match txns.get(transactional_id) {
@@ -211,19 +244,7 @@ impl TxnCoordinator {
         self.txns
             .lock()
             .iter()
-            .map(|(id, m)| TransactionDescription {
-                transactional_id: id.clone(),
-                producer_id: m.producer_id,
-                producer_epoch: m.producer_epoch,
-                state: m.state,
-                partitions: if m.state.is_open() {
-                    m.partitions.iter().cloned().collect()
-                } else {
-                    Vec::new()
-                },
-                start_ms: if m.state.is_open() { m.start_ms } else { -1 },
-                timeout_ms: m.timeout_ms,
-            })
+            .map(|(id, m)| super::describe(id, m))
             .collect()
     }
 }
@@ -343,4 +364,57 @@ fn write_marker(
         })?;
     log.append(batch)?;
     log.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BrokerConfig, ProducerConfig, ProducerRecord, TopicConfig};
+
+    /// A crash after `PrepareCommit` was made durable and before the markers: reopening
+    /// writes the COMMIT marker, so the records become visible, and completes the state.
+    #[test]
+    fn a_prepared_commit_is_finished_when_the_broker_reopens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (pid, epoch) = {
+            let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+            broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+            let p = broker.producer(ProducerConfig {
+                transactional_id: Some("r".into()),
+                ..ProducerConfig::default()
+            });
+            p.init_transactions().unwrap();
+            p.begin_transaction().unwrap();
+            drop(p.send(ProducerRecord::new("t", b"v").partition(0)).unwrap());
+            p.flush().unwrap();
+            // What `complete` writes first, then "crash".
+            let mut m = broker.inner.txns.txns.lock()["r"].clone();
+            assert_eq!(m.state, TransactionState::Ongoing);
+            m.state = TransactionState::PrepareCommit;
+            state_log::write(&broker, "r", &m).unwrap();
+            let log = broker.partition("t", 0).unwrap().log().clone();
+            assert_eq!(log.last_stable_offset(), 0);
+            (m.producer_id, m.producer_epoch)
+        };
+        let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+        let t = &broker.transactions()[0];
+        assert_eq!(t.state, TransactionState::CompleteCommit);
+        let log = broker.partition("t", 0).unwrap().log().clone();
+        assert_eq!(log.log_end_offset(), 2, "the record and the COMMIT marker");
+        assert_eq!(log.last_stable_offset(), 2);
+        let batches = log.read(1, 1 << 20).unwrap();
+        let marker = &batches[0];
+        assert!(marker.is_control() && marker.is_transactional());
+        assert_eq!(
+            (marker.producer_id(), marker.producer_epoch()),
+            (pid, epoch)
+        );
+        let records: Vec<_> = marker.records(log.codecs()).unwrap().collect();
+        let key = records[0].as_ref().unwrap().key.clone().unwrap();
+        assert_eq!(
+            ControlRecordType::parse_key(&key).unwrap(),
+            ControlRecordType::Commit
+        );
+        assert!(log.aborted_transactions(0, 2).unwrap().is_empty());
+    }
 }

@@ -21,8 +21,10 @@ pub(crate) mod coordinator;
 pub(crate) mod state_log;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use crate::consumer::TopicPartition;
+use crate::error::Result;
 
 /// The status of a transactional id (Kafka's `TransactionState`, with its numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,4 +132,39 @@ pub struct TransactionDescription {
     pub start_ms: i64,
     /// The transaction timeout (ms).
     pub timeout_ms: i32,
+}
+
+/// The description of `id` with metadata `m`.
+pub(crate) fn describe(id: &str, m: &TxnMetadata) -> TransactionDescription {
+    let open = m.state.is_open();
+    TransactionDescription {
+        transactional_id: id.to_string(),
+        producer_id: m.producer_id,
+        producer_epoch: m.producer_epoch,
+        state: m.state,
+        partitions: if open {
+            m.partitions.iter().cloned().collect()
+        } else {
+            Vec::new()
+        },
+        start_ms: if open { m.start_ms } else { -1 },
+        timeout_ms: m.timeout_ms,
+    }
+}
+
+/// The transactional ids recorded in the `__transaction_state` topic of the data
+/// directory `data_dir`, read from its segment files without opening the directory (no
+/// lock, no recovery, nothing written), so it shows the transactions of a directory that
+/// another process has open, or that a crash left open. Opening the directory as a
+/// [`Broker`](crate::Broker) finishes (or aborts) those.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) naming the file;
+/// [`Error::BadOffsetsRecord`](crate::Error::BadOffsetsRecord) for a record that does not
+/// decode.
+pub fn read_transactions(data_dir: &Path) -> Result<Vec<TransactionDescription>> {
+    Ok(state_log::read_files(data_dir)?
+        .iter()
+        .map(|(id, m)| describe(id, m))
+        .collect())
 }

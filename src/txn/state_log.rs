@@ -13,14 +13,18 @@
 //! keeps its own count, and ids go to `abs(hashCode) % count` as in Kafka).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::broker::{Broker, CleanupPolicy, TopicConfig};
 use crate::consumer::TopicPartition;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::group::offsets::partition_for_group as offsets_partition_for;
 use crate::log::{FsyncPolicy, Log};
-use crate::record::{BatchBuilder, Compression};
+use crate::record::{BatchBuilder, Codecs, Compression, RecordBatch, batch_size};
 
 use super::{TransactionState, TxnMetadata};
 
@@ -227,6 +231,73 @@ pub(crate) fn load(broker: &Broker) -> Result<BTreeMap<String, TxnMetadata>> {
                     let record = record.map_err(corrupt)?;
                     let bad = |reason: String| Error::BadOffsetsRecord {
                         partition: log.name().to_string(),
+                        offset: record.offset,
+                        reason,
+                    };
+                    let key = record.key.as_deref().ok_or_else(|| bad("no key".into()))?;
+                    let id = decode_key(key).map_err(bad)?;
+                    match &record.value {
+                        None => {
+                            out.remove(&id);
+                        }
+                        Some(v) => {
+                            out.insert(id, decode_value(v).map_err(bad)?);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the state topic's segment files under the data directory `data_dir` without
+/// opening, locking or changing anything (as `dump` reads segments), so it also works
+/// on a directory another process has open. Reading stops at the first batch that is
+/// torn or corrupt in each segment.
+///
+/// # Errors
+/// [`Error::Io`] naming the file; [`Error::BadOffsetsRecord`] for a record that does
+/// not decode.
+pub(crate) fn read_files(data_dir: &Path) -> Result<BTreeMap<String, TxnMetadata>> {
+    let mut out = BTreeMap::new();
+    let mut partitions: Vec<(i32, std::path::PathBuf)> = Vec::new();
+    for entry in fs::read_dir(data_dir).at(data_dir)? {
+        let path = entry.at(data_dir)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(p) = name
+            .strip_prefix(TXN_TOPIC)
+            .and_then(|r| r.strip_prefix('-'))
+            && let Ok(p) = p.parse::<i32>()
+        {
+            partitions.push((p, path));
+        }
+    }
+    partitions.sort();
+    for (_, dir) in partitions {
+        let mut logs: Vec<std::path::PathBuf> = fs::read_dir(&dir)
+            .at(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        logs.sort();
+        for path in logs {
+            let data = Bytes::from(fs::read(&path).at(&path)?);
+            let mut at = 0;
+            while let Ok(size) = batch_size(&data[at..]) {
+                let Ok(batch) = RecordBatch::from_bytes(data.slice(at..at + size)) else {
+                    break;
+                };
+                at += size;
+                if batch.is_control() || batch.verify_crc().is_err() {
+                    continue;
+                }
+                let Ok(records) = batch.records(&Codecs::default()) else {
+                    break;
+                };
+                for record in records.flatten() {
+                    let bad = |reason: String| Error::BadOffsetsRecord {
+                        partition: path.display().to_string(),
                         offset: record.offset,
                         reason,
                     };
