@@ -320,6 +320,13 @@ fn admin_describes_resets_and_deletes() {
     ]
     .into();
     a.commit_sync_offsets(&commit).unwrap();
+    let negative: HashMap<TopicPartition, i64> = [(TopicPartition::new("t", 1), -1)].into();
+    let err = a.commit_sync_offsets(&negative).unwrap_err();
+    assert!(
+        matches!(err, Error::CommitFailed { partition: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("offset -1 is negative"), "{err}");
     let d = broker.describe_group("g").unwrap();
     let rows: Vec<Row> = d
         .partitions

@@ -131,9 +131,10 @@ impl fmt::Debug for Membership {
 }
 
 impl Membership {
-    /// Whether the coordinator has something for this member.
+    /// Whether the coordinator has something for this member that `poll` can act on now
+    /// (not from inside a callback, where the sync is not run).
     pub(super) fn signalled(&self) -> bool {
-        self.signal.load(Ordering::SeqCst)
+        !self.in_callback && self.signal.load(Ordering::SeqCst)
     }
 }
 
@@ -571,8 +572,8 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::NoGroupId`]; [`Error::CommitFailed`] naming the group, member, generation
-    /// and partition (nothing is committed then); [`Error::InvalidConfig`] for a negative
-    /// offset; the write's error.
+    /// and partition, also for a negative offset (nothing is committed then); the write's
+    /// error.
     pub fn commit_sync_offsets(&mut self, offsets: &HashMap<TopicPartition, i64>) -> Result<()> {
         let (group, member) = self.commit_identity("commit_sync")?;
         if offsets.is_empty() {

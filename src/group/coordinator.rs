@@ -624,8 +624,8 @@ impl Coordinator {
     /// without (a consumer using `assign`), the group must have no members.
     ///
     /// # Errors
-    /// [`Error::CommitFailed`] naming the first rejected partition (nothing is written
-    /// then), [`Error::InvalidConfig`] for over-long metadata, or the write's error.
+    /// [`Error::CommitFailed`] naming the first rejected partition and why (not owned, a
+    /// negative offset; nothing is written then), or the write's error.
     pub(crate) fn commit(
         &self,
         broker: &Broker,
@@ -639,13 +639,7 @@ impl Coordinator {
         g.maintain(broker, now);
         for (tp, value) in &offsets {
             check_commit(&g, member, tp)?;
-            if !fits_string(&value.metadata) || !fits_string(&tp.topic) || value.offset < 0 {
-                return Err(Error::InvalidConfig {
-                    name: "offset",
-                    value: format!("{}-{} at {}", tp.topic, tp.partition, value.offset),
-                    reason: "a committed offset must be 0 or more, with metadata under 32 KiB",
-                });
-            }
+            check_value(&g, member, tp, value)?;
         }
         let records: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = offsets
             .iter()
@@ -811,6 +805,37 @@ fn rejoin_static(
     let owned = m.owned.iter().cloned().collect();
     g.members.insert(id.to_string(), m);
     Some((owned, resubscribed))
+}
+
+/// Whether the committed value can be stored: a non-negative offset, strings that fit
+/// Kafka's `int16` lengths.
+fn check_value(
+    g: &Group,
+    member: Option<&str>,
+    tp: &TopicPartition,
+    value: &OffsetAndMetadata,
+) -> Result<()> {
+    let reason = if value.offset < 0 {
+        format!(
+            "offset {} is negative (a committed offset is the next offset to read)",
+            value.offset
+        )
+    } else if !fits_string(&value.metadata) || !fits_string(&tp.topic) {
+        "the metadata or topic name is longer than 32767 bytes".to_string()
+    } else {
+        return Ok(());
+    };
+    let generation = member
+        .and_then(|id| g.members.get(id))
+        .map_or(-1, |m| m.generation);
+    Err(Error::CommitFailed {
+        group: g.name.clone(),
+        member: member.unwrap_or_default().to_string(),
+        generation,
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+        reason,
+    })
 }
 
 /// Whether `member` may commit `tp`.
