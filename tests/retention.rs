@@ -242,3 +242,16 @@ fn broker_retention_uses_its_clock_and_delete_records_survives_reopen() {
     assert_eq!(d.partitions[0].log_start_offset, 3);
     broker.close().unwrap();
 }
+
+#[test]
+fn a_closed_log_refuses_cleanup() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), Arc::new(ManualClock::new(T0)));
+    append_segment(&log, T0, b"v");
+    log.close().unwrap();
+    assert!(matches!(log.apply_retention(0, 0), Err(Error::Closed(_))));
+    assert!(matches!(log.delete_records(1), Err(Error::Closed(_))));
+    let compaction = partlog::CompactionConfig::default();
+    assert!(matches!(log.compact(&compaction), Err(Error::Closed(_))));
+    assert_eq!(log.segment_base_offsets(), vec![0, 1]);
+}

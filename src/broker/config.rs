@@ -291,15 +291,29 @@ impl TopicConfig {
         for (name, value) in [
             ("retention.ms", self.retention_ms),
             ("retention.bytes", self.retention_bytes),
-            ("delete.retention.ms", self.delete_retention_ms.max(-1)),
-            ("min.compaction.lag.ms", self.min_compaction_lag_ms.max(-1)),
-            ("max.compaction.lag.ms", self.max_compaction_lag_ms.max(-1)),
         ] {
             if value < -1 {
                 return Err(Error::InvalidConfig {
                     name,
                     value: value.to_string(),
                     reason: "must be -1 (no limit) or more",
+                });
+            }
+        }
+        for (name, value, min) in [
+            ("delete.retention.ms", self.delete_retention_ms, 0),
+            ("min.compaction.lag.ms", self.min_compaction_lag_ms, 0),
+            ("max.compaction.lag.ms", self.max_compaction_lag_ms, 1),
+        ] {
+            if value < min {
+                return Err(Error::InvalidConfig {
+                    name,
+                    value: value.to_string(),
+                    reason: if min == 0 {
+                        "must be 0 or more"
+                    } else {
+                        "must be at least 1"
+                    },
                 });
             }
         }
@@ -384,6 +398,10 @@ mod tests {
         c.set("compression.type", "zstd").unwrap();
         c.set("message.timestamp.type", "LogAppendTime").unwrap();
         c.set("flush.ms", "250").unwrap();
+        c.set("delete.retention.ms", "1000").unwrap();
+        c.set("min.cleanable.dirty.ratio", "0.25").unwrap();
+        c.set("min.compaction.lag.ms", "7").unwrap();
+        c.set("max.compaction.lag.ms", "9000").unwrap();
         let mut back = TopicConfig::default();
         for (k, v) in c.to_pairs() {
             back.set(k, &v).unwrap();
@@ -400,5 +418,16 @@ mod tests {
         let err = c.set("retention.hours", "1").unwrap_err().to_string();
         assert!(err.contains("retention.hours"), "{err}");
         assert!(c.set("compression.type", "brotli").is_err());
+        let err = c
+            .set("min.cleanable.dirty.ratio", "1.5")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid config min.cleanable.dirty.ratio = 1.5: must be a number in [0, 1]"
+        );
+        c.min_compaction_lag_ms = -1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("min.compaction.lag.ms = -1"), "{err}");
     }
 }

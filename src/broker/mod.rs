@@ -143,8 +143,7 @@ impl Broker {
         // committed offsets.
         broker.inner.txns.load(&broker)?;
         broker.inner.groups.load(&broker)?;
-        cleaner::CleanerThread::start(&broker.inner)
-            .map_err(|e| Error::io(broker.path().join(cleaner::CLEANER_CHECKPOINT), e))?;
+        cleaner::CleanerThread::start(&broker.inner).map_err(|e| Error::io(broker.path(), e))?;
         Ok(broker)
     }
 
@@ -408,8 +407,11 @@ impl Broker {
             return Ok(());
         }
         self.inner.cleaner.stop();
-        self.write_cleaner_checkpoints()?;
-        self.inner.dir.close()
+        // The logs close even if the cleaner checkpoint cannot be written: a stale one
+        // only makes the next compaction start earlier.
+        let cleaner_checkpoint = self.write_cleaner_checkpoints();
+        self.inner.dir.close()?;
+        cleaner_checkpoint
     }
 
     /// Whether [`Broker::close`] has run.

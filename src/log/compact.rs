@@ -201,11 +201,20 @@ impl Log {
         *self.cleanup.hook.lock() = hook;
     }
 
-    /// Compacts the sealed segments now (see the module docs of the cleaner in the
-    /// README), whatever the dirty ratio; the active segment is never touched, and
-    /// appends and reads go on while the pass runs.
+    /// Compacts the sealed segments now, whatever the dirty ratio, as Kafka's cleaner
+    /// does (reference §5.2; docs/format.md §16 has the output format and the swap
+    /// protocol). The active segment is never touched, and appends and reads go on while
+    /// the pass runs; only the swap of the segment list takes the list's write lock.
+    ///
+    /// The dirty range starts at [`Log::first_dirty_offset`] and ends at the first
+    /// uncleanable offset: the active segment's base, the first segment with a record
+    /// newer than `min_compaction_lag_ms`, or the first offset of a transaction without
+    /// its marker. With nothing dirty, the pass still drops tombstones past their
+    /// horizon. Records written without the broker's keyless check (through
+    /// [`Log::append`]) are dropped by compaction, as Kafka drops keyless records.
     ///
     /// # Errors
+    /// [`Error::Closed`] after [`Log::close`];
     /// [`Error::CleanerDisabled`] after an earlier swap failed in this session;
     /// [`Error::CorruptBatch`] or [`Error::Io`] naming the file. A failure during a swap
     /// leaves the files for the next open to finish or undo, and disables cleaning of
@@ -213,6 +222,9 @@ impl Log {
     /// serving appends and reads from the segments it had.
     pub fn compact(&self, config: &CompactionConfig) -> Result<CompactionReport> {
         let _pass = self.cleanup.pass.lock();
+        if self.is_closed() {
+            return Err(Error::Closed(self.name.clone()));
+        }
         if let Some(cause) = self.cleanup.disabled.lock().clone() {
             return Err(Error::CleanerDisabled {
                 partition: self.name.clone(),

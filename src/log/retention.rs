@@ -49,13 +49,17 @@ impl Log {
     /// offset. The log start offset moves to the first surviving segment's base.
     ///
     /// # Errors
-    /// [`Error::Io`] naming the file that could not be renamed or deleted; a roll's errors.
+    /// [`Error::Closed`] after [`Log::close`]; [`Error::Io`] naming the file that could
+    /// not be renamed or deleted; a roll's errors.
     pub fn apply_retention(
         &self,
         retention_ms: i64,
         retention_bytes: i64,
     ) -> Result<RetentionReport> {
         let _pass = self.cleanup.pass.lock();
+        if self.is_closed() {
+            return Err(Error::Closed(self.name.clone()));
+        }
         let now = self.clock.now_ms();
         let by_time = |segs: &[Arc<Segment>]| {
             if retention_ms < 0 {
@@ -102,10 +106,14 @@ impl Log {
     /// `log-start-offset-checkpoint`.
     ///
     /// # Errors
+    /// [`Error::Closed`] after [`Log::close`];
     /// [`Error::OffsetOutOfRange`] when `before_offset` is above the log end offset;
     /// [`Error::Io`] naming a file that could not be deleted.
     pub fn delete_records(&self, before_offset: i64) -> Result<i64> {
         let _pass = self.cleanup.pass.lock();
+        if self.is_closed() {
+            return Err(Error::Closed(self.name.clone()));
+        }
         let end = self.log_end_offset();
         if before_offset > end || before_offset < 0 {
             return Err(Error::OffsetOutOfRange {
