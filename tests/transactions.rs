@@ -400,3 +400,44 @@ fn read_committed_hides_the_golden_segments_aborted_batch_and_marker() {
         (1234, 25, 28, 29)
     );
 }
+
+#[test]
+fn the_timeout_thread_aborts_without_being_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let broker = Broker::open(
+        tmp.path(),
+        BrokerConfig {
+            clock: clock.clone(),
+            ..BrokerConfig::default()
+        },
+    )
+    .unwrap();
+    broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+    let p = broker.producer(ProducerConfig {
+        transactional_id: Some("idle".into()),
+        transaction_timeout: Duration::from_secs(1),
+        ..ProducerConfig::default()
+    });
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    send(&p, "t", 0, "forgotten");
+    p.flush().unwrap();
+    clock.advance(1_001);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while broker.transactions()[0].state != TransactionState::CompleteAbort {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker never aborted it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = broker.partition("t", 0).unwrap().log().clone();
+    assert_eq!(log.last_stable_offset(), log.log_end_offset());
+    let mut c = consumer(
+        &broker,
+        IsolationLevel::ReadCommitted,
+        &[TopicPartition::new("t", 0)],
+    );
+    assert_eq!(read_all(&mut c), Vec::<String>::new());
+}
