@@ -343,16 +343,6 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A partition assignor returned an assignment that breaks the rules.
-    #[error("assignor {assignor} returned an invalid assignment for group {group:?}: {fault}")]
-    InvalidAssignment {
-        /// The consumer group.
-        group: String,
-        /// The assignor's name.
-        assignor: String,
-        /// What is wrong.
-        fault: Box<crate::AssignmentFault>,
-    },
     /// A record without a key was sent to a compacted topic (Kafka's "Compacted topic
     /// cannot accept message without key").
     #[error("compacted topic {topic:?} cannot accept a record without a key")]
@@ -368,6 +358,76 @@ pub enum Error {
         partition: String,
         /// The failure.
         cause: String,
+    },
+    /// An idempotent or transactional batch's epoch is older than the producer id's
+    /// current epoch on the partition: a newer instance has taken over (Kafka's
+    /// `InvalidProducerEpoch` / `ProducerFenced`).
+    #[error(
+        "producer {producer_id} epoch {epoch} is fenced on {partition}: the current epoch is {current_epoch}"
+    )]
+    ProducerFenced {
+        /// The partition.
+        partition: String,
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The epoch the partition knows.
+        current_epoch: i16,
+    },
+    /// A batch's base sequence does not follow the producer's last one on the partition
+    /// (Kafka's `OutOfOrderSequenceException`): a batch in between was lost.
+    #[error(
+        "out-of-order sequence on {partition} for producer {producer_id} epoch {epoch}: expected {expected}, received {received}"
+    )]
+    OutOfOrderSequence {
+        /// The partition.
+        partition: String,
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The sequence the partition expected.
+        expected: i32,
+        /// The batch's base sequence.
+        received: i32,
+    },
+    /// A transactional producer's id or epoch is no longer the current one for its
+    /// transactional id: another producer initialised it since (a zombie is fenced), or
+    /// the broker aborted its transaction after `transaction_timeout`.
+    #[error(
+        "transactional id {transactional_id:?}: producer {producer_id} epoch {epoch} is fenced by producer {current_producer_id} epoch {current_epoch}"
+    )]
+    TransactionFenced {
+        /// The transactional id.
+        transactional_id: String,
+        /// The caller's producer id.
+        producer_id: i64,
+        /// The caller's epoch.
+        epoch: i16,
+        /// The current producer id.
+        current_producer_id: i64,
+        /// The current epoch.
+        current_epoch: i16,
+    },
+    /// A transactional call that the transaction's state does not allow (Kafka's
+    /// `InvalidTxnStateException`), for example a send outside a transaction.
+    #[error("transactional id {transactional_id:?}: {reason}")]
+    InvalidTxnState {
+        /// The transactional id.
+        transactional_id: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A partition assignor returned an assignment that breaks the rules.
+    #[error("assignor {assignor} returned an invalid assignment for group {group:?}: {fault}")]
+    InvalidAssignment {
+        /// The consumer group.
+        group: String,
+        /// The assignor's name.
+        assignor: String,
+        /// What is wrong.
+        fault: Box<crate::AssignmentFault>,
     },
 }
 

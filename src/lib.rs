@@ -43,6 +43,7 @@ mod log;
 mod producer;
 pub mod record;
 mod segment;
+mod txn;
 
 pub use broker::{
     Broker, BrokerConfig, CleanupPolicy, Partition, PartitionInfo, TopicCompression, TopicConfig,
@@ -52,8 +53,8 @@ pub use broker::{CleanerConfig, PartitionCleanReport, Ratio};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::ConsumerRebalanceListener;
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, OffsetAndTimestamp, OffsetReset, TopicPartition,
-    WaitStrategy,
+    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetAndTimestamp, OffsetReset,
+    TopicPartition, WaitStrategy,
 };
 pub use error::{DecodeError, Error, Result};
 pub use group::assignor::{
@@ -63,8 +64,9 @@ pub use group::assignor::{
 };
 pub use group::{GroupDescription, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionLag};
 pub use log::{
-    AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport, TimestampOffset,
-    Truncation, partition_dir_name, read_checkpoint, validate_topic_name, write_checkpoint,
+    AbortedTxn, AppendInfo, FsyncPolicy, Log, LogConfig, LogDir, LogOptions, RecoveryReport,
+    TimestampOffset, Truncation, partition_dir_name, read_checkpoint, validate_topic_name,
+    write_checkpoint,
 };
 pub use log::{
     CompactionConfig, CompactionReport, MAP_ENTRY_OVERHEAD, RetentionReport, SwapHook, SwapStep,
@@ -78,3 +80,4 @@ pub use record::{
     TimestampType,
 };
 pub use segment::TruncationReason;
+pub use txn::{TransactionDescription, TransactionState, read_transactions};

@@ -3,6 +3,7 @@
 mod cleaner;
 mod config;
 mod partition;
+mod producer_ids;
 mod store;
 
 use std::collections::BTreeMap;
@@ -71,6 +72,10 @@ pub(crate) struct Inner {
     pub(crate) groups: crate::group::coordinator::Coordinator,
     /// The background cleaner (retention and compaction).
     cleaner: cleaner::CleanerThread,
+    /// Producer ids for idempotent and transactional producers.
+    producer_ids: producer_ids::ProducerIds,
+    /// The transaction coordinator.
+    pub(crate) txns: crate::txn::coordinator::TxnCoordinator,
 }
 
 /// The root handle of partlog: a data directory holding topics and their partitions.
@@ -97,6 +102,7 @@ impl Broker {
     /// [`Error::BadCheckpoint`] or a recovery error naming the file.
     pub fn open(path: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker> {
         let dir = LogDir::open_with(path, config.codecs.clone(), config.clock.clone())?;
+        let path = dir.path().to_path_buf();
         let mut listed = store::read_topics(dir.path())?;
         for (topic, partition) in dir.partitions_on_disk()? {
             let entry = listed
@@ -127,11 +133,15 @@ impl Broker {
             closed: AtomicBool::new(false),
             groups: Default::default(),
             cleaner: cleaner::CleanerThread::default(),
+            producer_ids: producer_ids::ProducerIds::open(&path)?,
+            txns: Default::default(),
         });
         let broker = Broker { inner };
         broker.save_topics()?;
         broker.load_cleaner_checkpoints();
-        // Committed offsets load before the cleaner starts on their topic.
+        // Transactions a crash left open are finished first, so the groups load only
+        // committed offsets.
+        broker.inner.txns.load(&broker)?;
         broker.inner.groups.load(&broker)?;
         cleaner::CleanerThread::start(&broker.inner).map_err(|e| Error::io(broker.path(), e))?;
         Ok(broker)
@@ -339,6 +349,29 @@ impl Broker {
     /// [`Error::UnknownTopic`].
     pub fn partition_count(&self, topic: &str) -> Result<i32> {
         Ok(self.existing_topic(topic)?.partition_count())
+    }
+
+    /// A producer id never handed out before in this data directory (Kafka's
+    /// `InitProducerId` without a transactional id).
+    pub(crate) fn allocate_producer_id(&self) -> Result<i64> {
+        self.inner.producer_ids.allocate()
+    }
+
+    /// Every transactional id the transaction coordinator knows, with its state (the
+    /// partitions of open transactions included), by id.
+    pub fn transactions(&self) -> Vec<crate::txn::TransactionDescription> {
+        self.inner.txns.list()
+    }
+
+    /// Aborts every transaction open for longer than its producer's
+    /// `transaction_timeout` now (the broker also does this by itself, a few times a
+    /// second, once a transactional producer has initialised); returns their ids.
+    ///
+    /// # Errors
+    /// A write error of the coordinator.
+    pub fn abort_expired_transactions(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        self.inner.txns.abort_expired(self)
     }
 
     /// A new producer writing to this broker.

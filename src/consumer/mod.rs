@@ -48,6 +48,30 @@ pub enum OffsetReset {
     None,
 }
 
+/// Kafka's `isolation.level`: which records of transactions a consumer sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// `read_uncommitted` (Kafka's default): every record up to the log end offset,
+    /// those of open and aborted transactions included. Control records are never
+    /// returned.
+    #[default]
+    ReadUncommitted,
+    /// `read_committed`: records up to the last stable offset only (the first offset of
+    /// the earliest open transaction), without those of aborted transactions (found in
+    /// the `.txnindex` files, reference §3.3 and §6.2).
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The offset below which a consumer with this level may read `log`.
+    pub(crate) fn upper(self, log: &Log) -> i64 {
+        match self {
+            IsolationLevel::ReadUncommitted => log.log_end_offset(),
+            IsolationLevel::ReadCommitted => log.last_stable_offset(),
+        }
+    }
+}
+
 /// How a consumer waits for records in `poll`, in the style of Chronicle Queue's tailers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WaitStrategy {
@@ -102,6 +126,10 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: usize,
     /// How `poll` waits.
     pub wait_strategy: WaitStrategy,
+    /// Kafka: `isolation.level` (default read_uncommitted). It also decides what
+    /// `end_offsets`, `seek_to_end` and the `latest` reset mean: the last stable offset
+    /// under read_committed.
+    pub isolation_level: IsolationLevel,
 }
 
 impl Default for ConsumerConfig {
@@ -121,6 +149,7 @@ impl Default for ConsumerConfig {
             auto_offset_reset: OffsetReset::Latest,
             max_partition_fetch_bytes: 1 << 20,
             wait_strategy: WaitStrategy::Park,
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -376,7 +405,7 @@ impl Consumer {
             !a.paused
                 && (!a.buffer.is_empty()
                     || a.position.is_none()
-                    || a.log.log_end_offset() > a.fetch)
+                    || self.config.isolation_level.upper(&a.log) > a.fetch)
         })
     }
 
@@ -415,13 +444,14 @@ impl Consumer {
         let reset = self.config.auto_offset_reset;
         let a = &mut self.assigned[idx];
         let (start, end) = (a.log.log_start_offset(), a.log.log_end_offset());
+        let latest = self.config.isolation_level.upper(&a.log);
         let valid = a.position.is_some_and(|p| (start..=end).contains(&p));
         if valid {
             return Ok(());
         }
         let to = match (reset, a.position) {
             (OffsetReset::Earliest, _) => start,
-            (OffsetReset::Latest, _) => end,
+            (OffsetReset::Latest, _) => latest,
             (OffsetReset::None, None) => {
                 return Err(Error::NoOffset {
                     topic: a.tp.topic.clone(),
@@ -446,14 +476,23 @@ impl Consumer {
     /// Reads and decodes the next batches of a partition into its buffer.
     fn fill(&mut self, idx: usize) -> Result<()> {
         let max = self.config.max_partition_fetch_bytes;
+        let isolation = self.config.isolation_level;
         let a = &mut self.assigned[idx];
-        if !a.buffer.is_empty() || a.fetch >= a.log.log_end_offset() {
+        let upper = isolation.upper(&a.log);
+        if !a.buffer.is_empty() || a.fetch >= upper {
             return Ok(());
         }
         let position = a.position.unwrap_or(a.fetch);
+        let aborted = match isolation {
+            IsolationLevel::ReadCommitted => a.log.aborted_transactions(a.fetch, upper)?,
+            IsolationLevel::ReadUncommitted => Vec::new(),
+        };
         for batch in a.log.read(a.fetch, max)? {
+            if batch.base_offset() >= upper {
+                break;
+            }
             let next = batch.next_offset();
-            if !batch.is_control() {
+            if !batch.is_control() && !is_aborted(&batch, &aborted) {
                 let timestamp_type = batch.timestamp_type();
                 let corrupt = |source| Error::CorruptRecords {
                     partition: a.log.name().to_string(),
@@ -508,7 +547,8 @@ impl Consumer {
     /// # Errors
     /// [`Error::NotAssigned`].
     pub fn seek_to_end(&mut self, tps: &[TopicPartition]) -> Result<()> {
-        self.seek_each(tps, |log| log.log_end_offset())
+        let isolation = self.config.isolation_level;
+        self.seek_each(tps, |log| isolation.upper(log))
     }
 
     fn seek_each(&mut self, tps: &[TopicPartition], to: impl Fn(&Log) -> i64) -> Result<()> {
@@ -574,12 +614,16 @@ impl Consumer {
         self.offsets_of(tps, Partition::log_start_offset)
     }
 
-    /// The log end offset of each partition (assigned or not).
+    /// The log end offset of each partition (assigned or not); under read_committed,
+    /// the last stable offset.
     ///
     /// # Errors
     /// [`Error::UnknownTopic`] or [`Error::UnknownPartition`].
     pub fn end_offsets(&self, tps: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>> {
-        self.offsets_of(tps, Partition::log_end_offset)
+        match self.config.isolation_level {
+            IsolationLevel::ReadUncommitted => self.offsets_of(tps, Partition::log_end_offset),
+            IsolationLevel::ReadCommitted => self.offsets_of(tps, |p| p.log().last_stable_offset()),
+        }
     }
 
     fn offsets_of(
@@ -623,4 +667,15 @@ impl Drop for Consumer {
             a.log.remove_waiter(&self.waiter);
         }
     }
+}
+
+/// Whether `batch` belongs to one of the `aborted` transactions (reference §6.2: a
+/// transactional batch of an aborted producer between its first offset and its marker).
+fn is_aborted(batch: &crate::record::RecordBatch, aborted: &[crate::log::AbortedTxn]) -> bool {
+    batch.is_transactional()
+        && aborted.iter().any(|t| {
+            t.producer_id == batch.producer_id()
+                && t.first_offset <= batch.base_offset()
+                && batch.last_offset() < t.last_offset
+        })
 }

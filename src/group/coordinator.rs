@@ -650,6 +650,17 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Makes offsets committed inside a transaction the groups' committed offsets, once
+    /// the transaction's COMMIT markers are written (their records are on disk already).
+    pub(crate) fn apply_transactional_offsets(
+        &self,
+        offsets: Vec<(String, TopicPartition, OffsetAndMetadata)>,
+    ) {
+        for (group, tp, value) in offsets {
+            self.group(&group).lock().offsets.insert(tp, value);
+        }
+    }
+
     /// The committed offsets of these partitions (those without one are left out).
     pub(crate) fn committed(
         &self,

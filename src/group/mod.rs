@@ -16,7 +16,7 @@ mod admin;
 pub mod assignor;
 pub(crate) mod coordinator;
 pub(crate) mod offsets;
-mod store;
+pub(crate) mod store;
 
 pub use admin::{GroupDescription, MemberDescription, OffsetSpec, PartitionLag};
 pub use offsets::OffsetAndMetadata;

@@ -8,18 +8,18 @@
 //! `abs(javaHashCode(group)) % partitions` of the topic as it exists (a directory copied
 //! from Kafka keeps its own count), so they stay in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::broker::{Broker, CleanupPolicy, TopicConfig};
 use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
 use crate::log::{FsyncPolicy, Log};
-use crate::record::{BatchBuilder, Compression};
+use crate::record::{BatchBuilder, Compression, ControlRecordType, ProducerInfo};
 
 use super::offsets::{
     OFFSETS_TOPIC, OffsetAndMetadata, OffsetsKey, decode_key, decode_value, encode_key,
-    encode_value, partition_for_group,
+    encode_value, fits_string, partition_for_group,
 };
 
 /// Records per batch when a group's offsets are written together (a reset or a delete
@@ -41,7 +41,7 @@ fn offsets_topic_config() -> TopicConfig {
 
 /// The offsets-topic partition log that holds `group`'s records, creating the topic if
 /// it does not exist yet.
-fn log_for_group(broker: &Broker, group: &str) -> Result<Arc<Log>> {
+pub(crate) fn log_for_group(broker: &Broker, group: &str) -> Result<Arc<Log>> {
     let count = match broker.partition_count(OFFSETS_TOPIC) {
         Ok(n) => n,
         Err(Error::UnknownTopic { .. }) => {
@@ -97,6 +97,49 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// Appends `group`'s offsets as one transactional batch of `producer` (id, epoch; no
+/// sequence, as Kafka's `TxnOffsetCommit`) to `log` (from [`log_for_group`]) and fsyncs
+/// it. They count only once the transaction's COMMIT marker follows.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for an over-long topic or metadata; the write's error.
+pub(crate) fn write_transactional(
+    broker: &Broker,
+    log: &Log,
+    group: &str,
+    producer: (i64, i16),
+    offsets: &[(TopicPartition, OffsetAndMetadata)],
+) -> Result<()> {
+    let mut batch = BatchBuilder::new(Compression::None)
+        .producer(ProducerInfo {
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            base_sequence: -1,
+        })
+        .transactional(true);
+    let now = broker.config().clock.now_ms();
+    for (tp, value) in offsets {
+        if !fits_string(&value.metadata) || !fits_string(&tp.topic) || value.offset < 0 {
+            return Err(Error::InvalidConfig {
+                name: "offset",
+                value: format!("{}-{} at {}", tp.topic, tp.partition, value.offset),
+                reason: "a committed offset must be 0 or more, with metadata under 32 KiB",
+            });
+        }
+        let key = encode_key(group, tp);
+        let value = encode_value(value);
+        batch.push(now, Some(&key), Some(&value), &[]);
+    }
+    let encoded = batch
+        .build(log.codecs())
+        .map_err(|source| Error::InvalidBatch {
+            partition: log.name().to_string(),
+            source,
+        })?;
+    log.append(encoded)?;
+    log.flush()
+}
+
 /// Reads every partition of the offsets topic, if it exists: the latest value per key
 /// wins and a tombstone deletes.
 ///
@@ -116,22 +159,44 @@ pub(crate) fn load(broker: &Broker) -> Result<LoadedOffsets> {
     Ok(out)
 }
 
+/// Folds a partition's records into `out`. Offsets committed inside a transaction
+/// (transactional batches) are held per producer id until its COMMIT marker, and dropped
+/// at its ABORT marker or when no marker follows (the transaction coordinator finishes
+/// every transaction before the groups load, so none is left open).
 fn load_partition(log: &Log, out: &mut LoadedOffsets) -> Result<()> {
     let end = log.log_end_offset();
     let mut next = log.log_start_offset();
+    let mut pending: HashMap<i64, Vec<crate::record::Record>> = HashMap::new();
     while next < end {
         let batches = log.read(next, 1 << 20)?;
         let Some(last) = batches.last() else { break };
         next = last.next_offset();
-        for batch in batches.iter().filter(|b| !b.is_control()) {
+        for batch in &batches {
             let corrupt = |source| Error::CorruptRecords {
                 partition: log.name().to_string(),
                 offset: batch.base_offset(),
                 source,
             };
-            for record in batch.records(log.codecs()).map_err(corrupt)? {
+            let records = batch.records(log.codecs()).map_err(corrupt)?;
+            if batch.is_control() {
+                let held = pending.remove(&batch.producer_id()).unwrap_or_default();
+                let commit = records
+                    .filter_map(|r| r.ok()?.key)
+                    .any(|k| ControlRecordType::parse_key(&k) == Ok(ControlRecordType::Commit));
+                if commit {
+                    for record in &held {
+                        apply(log, record, out)?;
+                    }
+                }
+                continue;
+            }
+            for record in records {
                 let record = record.map_err(corrupt)?;
-                apply(log, &record, out)?;
+                if batch.is_transactional() {
+                    pending.entry(batch.producer_id()).or_default().push(record);
+                } else {
+                    apply(log, &record, out)?;
+                }
             }
         }
     }

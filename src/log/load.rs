@@ -105,6 +105,8 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
         options.recovery_point.min(log_end)
     };
     let now = options.clock.now_ms();
+    let producers = super::producer_state::rebuild(dir, &segments, log_end)?;
+    let first_unstable = producers.first_unstable_offset().unwrap_or(i64::MAX);
     Ok(Log {
         name,
         dir: dir.to_path_buf(),
@@ -117,8 +119,10 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
             first_batch_timestamp,
             created_ms: now,
             unflushed_records: 0,
+            producers,
         }),
         log_end_offset: AtomicI64::new(log_end),
+        first_unstable: AtomicI64::new(first_unstable),
         log_start_offset: AtomicI64::new(log_start),
         recovery_point: AtomicI64::new(recovery_point),
         last_flush_ms: AtomicI64::new(now),

@@ -6,9 +6,11 @@ mod config;
 mod dir;
 mod load;
 mod lock;
+mod producer_state;
 mod retention;
 mod swap;
 mod sync;
+mod txn_index;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub use retention::RetentionReport;
 pub use swap::{SwapHook, SwapStep};
 use sync::SyncState;
 pub(crate) use sync::Waiter;
+pub use txn_index::AbortedTxn;
 
 /// How to open a [`Log`], beyond its [`LogConfig`].
 #[derive(Clone, Debug)]
@@ -93,6 +96,8 @@ struct Writer {
     /// When the active segment was created, for segments whose first batch has no time.
     created_ms: i64,
     unflushed_records: u64,
+    /// Idempotent and transactional producers' state on this partition.
+    producers: producer_state::ProducerStates,
 }
 
 /// One partition's log on disk, in Kafka's format.
@@ -110,6 +115,9 @@ pub struct Log {
     segments: RwLock<Vec<Arc<Segment>>>,
     writer: Mutex<Writer>,
     log_end_offset: AtomicI64,
+    /// First offset of the earliest open transaction (`i64::MAX` when none): the LSO is
+    /// this or the log end offset, whichever is lower.
+    first_unstable: AtomicI64,
     log_start_offset: AtomicI64,
     recovery_point: AtomicI64,
     last_flush_ms: AtomicI64,
@@ -172,6 +180,50 @@ impl Log {
     /// The offset the next record will get; every offset below it is readable.
     pub fn log_end_offset(&self) -> i64 {
         self.log_end_offset.load(Ordering::SeqCst)
+    }
+
+    /// The last stable offset (Kafka's LSO with one replica): the first offset of the
+    /// earliest transaction still open on this partition, else the log end offset.
+    /// read_committed consumers read below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let first = self.first_unstable.load(Ordering::SeqCst);
+        first.min(self.log_end_offset())
+    }
+
+    /// The aborted transactions that may hold records in `from..upper`, from the
+    /// `.txnindex` files (Kafka's `collectAbortedTxns`): entries whose marker is at or
+    /// after `from` and whose first offset is below `upper`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::BadCheckpoint`] naming a `.txnindex` file.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Result<Vec<AbortedTxn>> {
+        let segs: Vec<Arc<Segment>> = self.segments.read().clone();
+        let first = segs
+            .partition_point(|s| s.base_offset() <= from)
+            .saturating_sub(1);
+        let mut out = Vec::new();
+        for seg in &segs[first..] {
+            for e in txn_index::read(&txn_index::path(&self.dir, seg.base_offset()))? {
+                if e.last_offset >= from && e.first_offset < upper {
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The producers with a transaction open on this partition: (producer id, epoch,
+    /// first offset of the transaction), by first offset.
+    pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+        let w = self.writer.lock();
+        let mut out: Vec<(i64, i16, i64)> = w
+            .producers
+            .producers
+            .iter()
+            .filter_map(|(id, e)| Some((*id, e.epoch, e.current_txn_first_offset?)))
+            .collect();
+        out.sort_by_key(|t| t.2);
+        out
     }
 
     /// The offset below which everything has been fsynced.
@@ -269,7 +321,11 @@ impl Log {
         let sync_to = {
             let mut w = self.writer.lock();
             self.check_writable()?;
-            let result = self.append_locked(&mut w, batches, infos);
+            let log_append_time = (self.config.timestamp_type == TimestampType::LogAppendTime)
+                .then(|| self.clock.now_ms());
+            // Producer checks refuse the call without writing, so they do not poison.
+            let staged = self.check_producers(&w, batches, log_append_time)?;
+            let result = self.append_locked(&mut w, batches, infos, log_append_time, staged);
             if let Err(e) = &result {
                 self.poison(e);
             }
@@ -315,11 +371,15 @@ impl Log {
         w: &mut Writer,
         batches: &mut [EncodedBatch],
         infos: &mut Vec<AppendInfo>,
+        log_append_time: Option<i64>,
+        staged: Option<producer_state::Staged>,
     ) -> Result<Option<i64>> {
-        let log_append_time = (self.config.timestamp_type == TimestampType::LogAppendTime)
-            .then(|| self.clock.now_ms());
         let mut next = self.log_end_offset.load(Ordering::Relaxed);
-        for batch in batches.iter_mut() {
+        for (i, batch) in batches.iter_mut().enumerate() {
+            if let Some(dup) = staged.as_ref().and_then(|s| s.duplicate(i)) {
+                infos.push(dup.append_info(log_append_time.is_some()));
+                continue;
+            }
             if let Some(now) = log_append_time {
                 batch.set_max_timestamp(now, true);
             }
@@ -339,7 +399,12 @@ impl Log {
         // Free index slots of the active segment, read once (it takes both index locks)
         // and counted down as the run queues batches.
         let mut index_room = w.active.index_room();
-        for (batch, info) in batches.iter().zip(infos.iter()) {
+        let mut aborted: Vec<(i64, AbortedTxn)> = Vec::new();
+        let mut txn_changed = false;
+        for (i, (batch, info)) in batches.iter().zip(infos.iter()).enumerate() {
+            if staged.as_ref().is_some_and(|s| s.duplicate(i).is_some()) {
+                continue;
+            }
             let size = batch.size() as u64;
             if self.should_roll(w, run_bytes, index_room <= run.len(), size, info) {
                 self.write_run(w, &run)?;
@@ -347,6 +412,19 @@ impl Log {
                 run_bytes = 0;
                 self.roll(w, info.base_offset)?;
                 index_room = w.active.index_room();
+            }
+            if let Some(s) = &staged {
+                // After a roll's snapshot (which must not cover it) and before the batch
+                // is published: an opened transaction holds the LSO back first.
+                if let Some(entry) = s.apply(i, info, &mut w.producers) {
+                    aborted.push((w.active.base_offset(), entry));
+                }
+                if s.touches_transactions(i) {
+                    txn_changed = true;
+                    let first = w.producers.first_unstable_offset();
+                    self.first_unstable
+                        .fetch_min(first.unwrap_or(i64::MAX), Ordering::SeqCst);
+                }
             }
             // Kafka's rule, applied per batch even inside a multi-batch run (as its
             // recovery does), so an index never depends on how appends were grouped.
@@ -367,9 +445,34 @@ impl Log {
             run_bytes += size;
         }
         self.write_run(w, &run)?;
+        if txn_changed {
+            // The index entries of aborts go in before the LSO moves past their records.
+            for (base, entry) in &aborted {
+                txn_index::append(&txn_index::path(&self.dir, *base), &[*entry])?;
+            }
+            let first = w.producers.first_unstable_offset();
+            self.first_unstable
+                .store(first.unwrap_or(i64::MAX), Ordering::SeqCst);
+        }
         let records: u64 = infos.iter().map(|i| i.records as u64).sum();
         w.unflushed_records += records;
         Ok(self.sync_due(w).then_some(next))
+    }
+
+    /// Checks every batch that carries a producer id against the producers' state;
+    /// `None` (and no allocation) when no batch carries one.
+    fn check_producers(
+        &self,
+        w: &Writer,
+        batches: &[EncodedBatch],
+        log_append_time: Option<i64>,
+    ) -> Result<Option<producer_state::Staged>> {
+        if batches.iter().all(|b| b.producer_header().0 < 0) {
+            return Ok(None);
+        }
+        let next = self.log_end_offset.load(Ordering::Relaxed);
+        producer_state::Staged::check(&self.name, &w.producers, batches, next, log_append_time)
+            .map(Some)
     }
 
     /// Writes a run to the active segment and publishes the new log end offset.
@@ -435,6 +538,7 @@ impl Log {
         w.active.seal()?;
         w.active.sync_log()?;
         w.active.sync_indexes()?;
+        producer_state::write_snapshot(&self.dir, base_offset, &w.producers)?;
         let seg = Arc::new(Segment::create(
             &self.dir,
             base_offset,
@@ -626,7 +730,13 @@ impl Log {
         }
         self.flush()?;
         let w = self.writer.lock();
-        let sealed = w.active.seal().and_then(|()| w.active.sync_indexes());
+        let sealed = w
+            .active
+            .seal()
+            .and_then(|()| w.active.sync_indexes())
+            .and_then(|()| {
+                producer_state::write_snapshot(&self.dir, self.log_end_offset(), &w.producers)
+            });
         if let Err(e) = &sealed {
             self.poison(e);
             return sealed;

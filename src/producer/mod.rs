@@ -1,6 +1,8 @@
 //! Producers: records in, batches per partition, appended by size or after `linger`.
 
+mod idempotence;
 mod partitioner;
+mod transactions;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use idempotence::ProducerId;
 use partitioner::Sticky;
 pub use partitioner::{Partitioner, murmur2, partition_for_key};
 
@@ -39,6 +42,18 @@ pub struct ProducerConfig {
     /// (default 32 MiB); past it, `send` appends its partition's batches itself, which
     /// slows the caller down to the log's pace instead of growing memory.
     pub buffer_memory: usize,
+    /// Kafka: `enable.idempotence` (default true, as in Kafka ≥ 3.0). The producer gets a
+    /// producer id from the broker and numbers each partition's records from 0; every
+    /// batch carries the id, epoch and its first record's sequence, assigned when the
+    /// batch is closed, so the log writes a resent batch only once and refuses a gap.
+    pub enable_idempotence: bool,
+    /// Kafka: `transactional.id` (default none). Makes the producer transactional (and
+    /// idempotent): call [`Producer::init_transactions`] once before sending, and send
+    /// only inside [`Producer::begin_transaction`] … commit or abort.
+    pub transactional_id: Option<String>,
+    /// Kafka: `transaction.timeout.ms` (default 60 s): the broker aborts a transaction
+    /// open for longer, and fences its producer.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -49,6 +64,9 @@ impl Default for ProducerConfig {
             compression: Compression::None,
             partitioner: None,
             buffer_memory: 32 << 20,
+            enable_idempotence: true,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -227,6 +245,8 @@ struct OpenBatch {
     /// Bytes of keyless records sent here while this was the topic's sticky partition;
     /// counted under this lock, so a send pays no atomic operation for it.
     sticky_bytes: usize,
+    /// Sequence number of the next record of an idempotent producer on this partition.
+    next_sequence: i32,
 }
 
 impl OpenBatch {
@@ -236,17 +256,27 @@ impl OpenBatch {
             state: Arc::default(),
             generation: 0,
             sticky_bytes: 0,
+            next_sequence: 0,
         }
     }
 
-    /// Takes the batch out, leaving an empty one in its place.
-    fn take(&mut self, capacity: usize) -> (BatchBuilder, Arc<BatchState>) {
+    /// Takes the batch out, leaving an empty one in its place. An idempotent producer's
+    /// batch gets its id, epoch and base sequence here, once per batch (as Kafka's
+    /// sender does when it drains a batch), and the partition's sequence moves past it.
+    fn take(&mut self, capacity: usize, producer: Option<ProducerId>) -> TakenBatch {
         self.generation += 1;
         let compression = self.builder.compression();
-        let builder = std::mem::replace(
+        let mut builder = std::mem::replace(
             &mut self.builder,
             BatchBuilder::with_capacity(compression, capacity),
         );
+        if let Some(id) = producer {
+            let base_sequence = self.next_sequence;
+            self.next_sequence = idempotence::next_sequence(base_sequence, builder.len());
+            builder = builder
+                .producer(id.batch_info(base_sequence))
+                .transactional(id.transactional);
+        }
         (builder, std::mem::take(&mut self.state))
     }
 }
@@ -287,6 +317,11 @@ struct PartitionQueue {
     /// Held while draining `pending`, so batches reach the log one drain at a time, in
     /// order.
     append: Mutex<()>,
+    /// The idempotent producer's id and epoch, stamped on batches as they are taken.
+    producer: Option<ProducerId>,
+    /// The topic, and the transaction its batches join (transactional producers).
+    topic: Arc<str>,
+    txn: Option<Arc<transactions::TxnState>>,
     /// The first append failure since the last `flush`, which reports it: a caller that
     /// dropped its handles still learns that records were lost.
     failed: Mutex<Option<Arc<Error>>>,
@@ -307,6 +342,10 @@ struct TopicQueues {
     /// `batch_size`, capped so a batch never exceeds the topic's `max.message.bytes` or
     /// `segment.bytes` (the log would refuse it).
     batch_limit: usize,
+    /// The idempotent producer's id and epoch, for the queues.
+    producer: Option<ProducerId>,
+    /// The transactional producer's transaction state, for the queues.
+    txn: Option<Arc<transactions::TxnState>>,
 }
 
 impl TopicQueues {
@@ -338,6 +377,9 @@ impl TopicQueues {
                 pending: CachePadded(Mutex::new(VecDeque::new())),
                 scheduled: AtomicBool::new(false),
                 append: Mutex::new(()),
+                producer: self.producer,
+                topic: self.topic.name.clone(),
+                txn: self.txn.clone(),
                 failed: Mutex::new(None),
             });
             if let Some(slot) = self.slots.get(p as usize) {
@@ -412,7 +454,7 @@ impl Sender {
         {
             let mut open = queue.open.lock();
             if !open.builder.is_empty() && generation.is_none_or(|g| g == open.generation) {
-                let taken = open.take(queue.batch_limit);
+                let taken = open.take(queue.batch_limit, queue.producer);
                 self.push_pending(queue, taken);
             } else if generation.is_some() {
                 return;
@@ -489,6 +531,11 @@ struct ProducerInner {
     hot: OnceLock<Arc<TopicQueues>>,
     /// The broker's topic epoch at which `hot` was last found current.
     hot_epoch: AtomicU64,
+    /// The producer id and epoch when idempotent (a transactional producer's is set by
+    /// `init_transactions`).
+    producer_id: OnceLock<ProducerId>,
+    /// The transaction state of a transactional producer.
+    txn: Option<Arc<transactions::TxnState>>,
 }
 
 /// Sends records to a broker's topics, batching per partition.
@@ -509,17 +556,22 @@ impl Producer {
             pending_bytes: AtomicUsize::new(0),
             buffer_memory: config.buffer_memory,
         });
+        let txn = transactions::TxnState::new(&broker, &config);
+        // A transactional producer stays closed until `init_transactions`.
+        let closed = txn.is_some();
         let inner = Arc::new(ProducerInner {
             broker,
             config,
             topics: RwLock::new(HashMap::default()),
             sender: sender.clone(),
             sender_thread: Mutex::new(None),
-            closed: AtomicBool::new(false),
+            closed: AtomicBool::new(closed),
             seen_epoch: AtomicU64::new(0),
             id: NEXT_PRODUCER_ID.fetch_add(1, Ordering::Relaxed),
             hot: OnceLock::new(),
             hot_epoch: AtomicU64::new(0),
+            producer_id: OnceLock::new(),
+            txn,
         });
         let thread = std::thread::Builder::new()
             .name("partlog-sender".into())
@@ -532,6 +584,11 @@ impl Producer {
     /// The producer's settings.
     pub fn config(&self) -> &ProducerConfig {
         &self.inner.config
+    }
+
+    /// The producer id and epoch stamped on this producer's batches, when idempotent.
+    pub fn producer_id(&self) -> Option<(i64, i16)> {
+        self.inner.producer_id.get().map(|p| (p.id, p.epoch))
     }
 
     fn topic(&self, name: &str) -> Result<Arc<TopicQueues>> {
@@ -589,6 +646,11 @@ impl Producer {
             return Ok(t.clone());
         }
         let topic = self.inner.broker.topic(name)?;
+        idempotence::ensure_id(
+            &self.inner.broker,
+            &self.inner.config,
+            &self.inner.producer_id,
+        )?;
         let compression = match topic.config.compression {
             TopicCompression::Producer => self.inner.config.compression,
             TopicCompression::Codec(c) => c,
@@ -610,6 +672,8 @@ impl Producer {
             sticky: Sticky::new(seed),
             compression,
             batch_limit,
+            producer: self.inner.producer_id.get().copied(),
+            txn: self.inner.txn.clone(),
         });
         Ok(self
             .inner
@@ -721,7 +785,7 @@ impl Producer {
         let sender = &self.inner.sender;
         let mut handed_off = false;
         if !open.builder.is_empty() && open.builder.estimated_size() + head.size > batch_size {
-            sender.push_pending(queue, open.take(batch_size));
+            sender.push_pending(queue, open.take(batch_size, queue.producer));
             handed_off = true;
             // Deltas against a new first record differ: encode it again.
             head = open.builder.head(ts, key, value, headers);
@@ -747,7 +811,7 @@ impl Producer {
             timestamp: ts,
         };
         if open.builder.estimated_size() >= batch_size {
-            sender.push_pending(queue, open.take(batch_size));
+            sender.push_pending(queue, open.take(batch_size, queue.producer));
             handed_off = true;
         } else if started && linger {
             // A linger too large for an `Instant` means: append only when full or flushed.
@@ -809,6 +873,11 @@ impl Producer {
 
     fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
+            if let Some(txn) = &self.inner.txn
+                && self.inner.producer_id.get().is_none()
+            {
+                return Err(txn.not_initialised());
+            }
             return Err(Error::Closed("producer".into()));
         }
         self.inner.broker.check_open()
@@ -851,6 +920,17 @@ fn append_ready(
     queue: &PartitionQueue,
     ready: Vec<(BatchBuilder, Arc<BatchState>)>,
 ) {
+    if let Some(txn) = &queue.txn
+        && let Err(e) = txn.add_partition(&queue.topic, queue.partition, queue.producer)
+    {
+        // Not written: outside a transaction, or fenced.
+        let e = Arc::new(e);
+        queue.failed.lock().get_or_insert_with(|| e.clone());
+        for (_, state) in ready {
+            state.complete(Err(e.clone()));
+        }
+        return;
+    }
     let mut encoded = Vec::with_capacity(ready.len());
     let mut states = Vec::with_capacity(ready.len());
     for (builder, state) in ready {

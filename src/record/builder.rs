@@ -422,6 +422,18 @@ impl EncodedBatch {
         self.max_timestamp_delta
     }
 
+    /// `producerId`, `producerEpoch`, `baseSequence` and `attributes` as they stand.
+    pub(crate) fn producer_header(&self) -> (i64, i16, i32, i16) {
+        let b = &self.bytes;
+        let pid = get_i64(b, PRODUCER_ID);
+        (
+            pid,
+            get_i16(b, PRODUCER_EPOCH),
+            get_i32(b, BASE_SEQUENCE),
+            get_i16(b, ATTRIBUTES),
+        )
+    }
+
     /// Stamps the base offset and leader epoch; neither is covered by the CRC.
     pub(crate) fn stamp(&mut self, base_offset: i64, leader_epoch: i32) {
         self.bytes[BASE_OFFSET..BATCH_LENGTH].copy_from_slice(&base_offset.to_be_bytes());

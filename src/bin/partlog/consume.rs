@@ -23,7 +23,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
-use partlog::{Broker, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition};
+use partlog::{
+    Broker, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetReset, TopicPartition,
+};
 
 use crate::{CliError, Stop, with_broker, write_out};
 
@@ -60,6 +62,21 @@ pub(crate) struct ConsumeArgs {
     /// Print `partition:offset<TAB>` first.
     #[arg(long)]
     print_offset: bool,
+    /// `read_uncommitted` (default: every record, aborted transactions included) or
+    /// `read_committed` (only committed records, up to the last stable offset).
+    #[arg(long, value_name = "LEVEL", default_value = "read_uncommitted", value_parser = parse_isolation)]
+    isolation_level: IsolationLevel,
+}
+
+/// Parses `--isolation-level` with Kafka's names.
+fn parse_isolation(s: &str) -> Result<IsolationLevel, String> {
+    match s {
+        "read_uncommitted" => Ok(IsolationLevel::ReadUncommitted),
+        "read_committed" => Ok(IsolationLevel::ReadCommitted),
+        other => Err(format!(
+            "expected read_uncommitted or read_committed, got {other:?}"
+        )),
+    }
 }
 
 /// The value of `--offset`.
@@ -123,6 +140,7 @@ fn consume(broker: &Broker, args: &ConsumeArgs) -> Result<(), CliError> {
             StartOffset::Earliest => OffsetReset::Earliest,
             StartOffset::Latest => OffsetReset::Latest,
         },
+        isolation_level: args.isolation_level,
         ..ConsumerConfig::default()
     });
     consumer.assign(&tps)?;
@@ -181,6 +199,7 @@ fn consume_group(broker: &Broker, group: &str, args: &ConsumeArgs) -> Result<(),
         },
         enable_auto_commit: false,
         max_poll_records: max.clamp(1, 500) as usize,
+        isolation_level: args.isolation_level,
         ..ConsumerConfig::default()
     });
     consumer.subscribe(&[args.topic.as_str()])?;

@@ -12,6 +12,7 @@
 //! | `dump` | `kafka-dump-log` |
 //! | `perf produce`, `perf consume` | `kafka-producer-perf-test`, `kafka-consumer-perf-test` |
 //! | `groups list/describe/reset-offsets/delete` | `kafka-consumer-groups` |
+//! | `transactions list` | `kafka-transactions list` (reads the files, like `dump`) |
 //!
 //! Every subcommand but `dump` opens the data directory given by `--data-dir` as a
 //! [`partlog::Broker`] (taking its lock, so one process at a time) and closes it cleanly on
@@ -30,6 +31,7 @@ mod offsets;
 mod perf;
 mod produce;
 mod topics;
+mod transactions;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -79,6 +81,9 @@ enum Command {
     /// List, describe, reset and delete consumer groups (kafka-consumer-groups).
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// List open transactions of the directory (kafka-transactions).
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
 }
 
 /// Why a command failed, and so which exit code it ends with.
@@ -204,6 +209,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Offsets(args) => offsets::run(&dir, &args),
         Command::Perf(cmd) => perf::run(&dir, &cmd),
         Command::Groups(cmd) => groups::run(&dir, cmd),
+        Command::Transactions(cmd) => transactions::run(&dir, cmd),
         Command::Dump(_) => unreachable!("handled above"),
     }
 }

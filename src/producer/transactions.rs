@@ -1,0 +1,269 @@
+//! The transactional producer (reference §6.2): `init_transactions`,
+//! `begin_transaction`, `send`, `send_offsets_to_transaction`, `commit_transaction`,
+//! `abort_transaction`.
+//!
+//! Batches of a transactional producer carry the transactional bit with its producer id,
+//! epoch and sequence. Before a partition's first batch of a transaction is appended, the
+//! sender registers the partition with the broker's transaction coordinator (Kafka's
+//! `AddPartitionsToTxn`), durably; `send` itself does no extra work. Committing flushes
+//! every batch, then the coordinator writes the COMMIT markers; aborting flushes too (the
+//! records are written, then hidden from read_committed consumers by the ABORT markers),
+//! since a batch may already be in the log.
+//!
+//! A batch refused by the coordinator (sent outside a transaction, or fenced) fails
+//! through its handle and `flush`; its sequence numbers are spent, so the producer cannot
+//! send to that partition again: like Kafka's fatal errors, create a new producer (its
+//! `init_transactions` fences and aborts what this one left).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
+
+use super::idempotence::ProducerId;
+use super::{Producer, ProducerConfig};
+use crate::broker::Broker;
+use crate::consumer::TopicPartition;
+use crate::error::{Error, Result};
+use crate::group::OffsetAndMetadata;
+
+/// A transactional producer's side of its transactions.
+#[derive(Debug)]
+pub(crate) struct TxnState {
+    transactional_id: String,
+    timeout_ms: i32,
+    /// The broker, weakly: queues hold this, and must not keep a closed broker alive.
+    broker: std::sync::Weak<crate::broker::Inner>,
+    progress: Mutex<Progress>,
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    in_transaction: bool,
+    partitions: HashSet<(Arc<str>, i32)>,
+}
+
+impl TxnState {
+    /// The state of a producer with a `transactional_id`, if it has one.
+    pub(crate) fn new(broker: &Broker, config: &ProducerConfig) -> Option<Arc<TxnState>> {
+        let id = config.transactional_id.clone()?;
+        Some(Arc::new(TxnState {
+            transactional_id: id,
+            timeout_ms: config.transaction_timeout.as_millis().min(i32::MAX as u128) as i32,
+            broker: Arc::downgrade(&broker.inner),
+            progress: Mutex::new(Progress::default()),
+        }))
+    }
+
+    fn invalid(&self, reason: &'static str) -> Error {
+        Error::InvalidTxnState {
+            transactional_id: self.transactional_id.clone(),
+            reason,
+        }
+    }
+
+    /// The error of a call before `init_transactions`.
+    pub(crate) fn not_initialised(&self) -> Error {
+        self.invalid("call init_transactions before using a transactional producer")
+    }
+
+    fn broker(&self) -> Result<Broker> {
+        self.broker
+            .upgrade()
+            .map(|inner| Broker { inner })
+            .ok_or_else(|| Error::Closed("broker".into()))
+    }
+
+    /// Registers `topic`-`partition` with the coordinator before the transaction's first
+    /// batch there is appended.
+    pub(crate) fn add_partition(
+        &self,
+        topic: &Arc<str>,
+        partition: i32,
+        producer: Option<ProducerId>,
+    ) -> Result<()> {
+        let Some(id) = producer else {
+            return Err(self.not_initialised());
+        };
+        let mut p = self.progress.lock();
+        if !p.in_transaction {
+            return Err(self.invalid("records can only be sent inside a transaction"));
+        }
+        if p.partitions.contains(&(topic.clone(), partition)) {
+            return Ok(());
+        }
+        let broker = self.broker()?;
+        let tp = TopicPartition::new(&**topic, partition);
+        broker.inner.txns.add_partitions(
+            &broker,
+            &self.transactional_id,
+            (id.id, id.epoch),
+            &[tp],
+        )?;
+        p.partitions.insert((topic.clone(), partition));
+        Ok(())
+    }
+}
+
+impl Producer {
+    fn txn(&self) -> Result<&Arc<TxnState>> {
+        self.inner
+            .txn
+            .as_ref()
+            .ok_or_else(|| Error::InvalidTxnState {
+                transactional_id: String::new(),
+                reason: "the producer has no transactional_id",
+            })
+    }
+
+    fn txn_producer(&self) -> Result<(&Arc<TxnState>, (i64, i16))> {
+        let txn = self.txn()?;
+        let id = self
+            .inner
+            .producer_id
+            .get()
+            .ok_or_else(|| txn.not_initialised())?;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("producer".into()));
+        }
+        Ok((txn, (id.id, id.epoch)))
+    }
+
+    /// Kafka's `initTransactions`: gets the producer id and a new epoch for the
+    /// transactional id from the broker's coordinator. That fences any earlier producer
+    /// with the same transactional id (its later writes and commit fail with
+    /// [`Error::TransactionFenced`] or [`Error::ProducerFenced`]) and aborts the
+    /// transaction it left open. Call once, before anything else.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTxnState`] without a `transactional_id` or when called twice;
+    /// [`Error::InvalidConfig`] for a bad id; a write error of the coordinator.
+    pub fn init_transactions(&self) -> Result<()> {
+        let txn = self.txn()?;
+        if self.inner.producer_id.get().is_some() {
+            return Err(txn.invalid("init_transactions was already called"));
+        }
+        self.inner.broker.check_open()?;
+        let (id, epoch) = self.inner.broker.inner.txns.init_producer(
+            &self.inner.broker,
+            &txn.transactional_id,
+            txn.timeout_ms,
+        )?;
+        let id = ProducerId {
+            id,
+            epoch,
+            transactional: true,
+        };
+        if self.inner.producer_id.set(id).is_err() {
+            return Err(txn.invalid("init_transactions was already called"));
+        }
+        self.inner.closed.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Kafka's `beginTransaction`: records sent from now on belong to the transaction.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTxnState`] before `init_transactions` or while a transaction is
+    /// open.
+    pub fn begin_transaction(&self) -> Result<()> {
+        let (txn, _) = self.txn_producer()?;
+        let mut p = txn.progress.lock();
+        if p.in_transaction {
+            return Err(txn.invalid("a transaction is already open"));
+        }
+        p.in_transaction = true;
+        p.partitions.clear();
+        Ok(())
+    }
+
+    /// Kafka's `sendOffsetsToTransaction`: commits `offsets` (the next offset to read
+    /// per partition) for `group_id` inside the transaction. They are written to the
+    /// group's `__consumer_offsets` partition now, transactionally, and become the
+    /// group's committed offsets only if the transaction commits. Kafka also checks the
+    /// consumer's group generation here; partlog's in-process groups do not (a fenced
+    /// consumer's producer is fenced by its transactional id instead).
+    ///
+    /// # Errors
+    /// [`Error::InvalidTxnState`] outside a transaction; [`Error::TransactionFenced`];
+    /// [`Error::InvalidConfig`] for a negative offset; a write error.
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: &HashMap<TopicPartition, i64>,
+        group_id: &str,
+    ) -> Result<()> {
+        let (txn, producer) = self.txn_producer()?;
+        if !txn.progress.lock().in_transaction {
+            return Err(txn.invalid("offsets can only be sent inside a transaction"));
+        }
+        let broker = &self.inner.broker;
+        let log = crate::group::store::log_for_group(broker, group_id)?;
+        let count = broker.partition_count(crate::group::offsets::OFFSETS_TOPIC)?;
+        let partition = crate::group::offsets::partition_for_group(group_id, count);
+        let tp = TopicPartition::new(crate::group::offsets::OFFSETS_TOPIC, partition);
+        let now = broker.config().clock.now_ms();
+        let mut entries: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
+            .iter()
+            .map(|(tp, &offset)| {
+                let value = OffsetAndMetadata {
+                    offset,
+                    metadata: String::new(),
+                    commit_timestamp: now,
+                };
+                (tp.clone(), value)
+            })
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let txns = &broker.inner.txns;
+        txns.add_partitions(broker, &txn.transactional_id, producer, &[tp])?;
+        crate::group::store::write_transactional(broker, &log, group_id, producer, &entries)?;
+        let pending = entries
+            .into_iter()
+            .map(|(tp, o)| (group_id.to_string(), tp, o))
+            .collect();
+        txns.add_offsets(&txn.transactional_id, group_id, pending);
+        Ok(())
+    }
+
+    /// Kafka's `commitTransaction`: appends every batch of the transaction, then has the
+    /// coordinator write the COMMIT markers; read_committed consumers see the records
+    /// (and the group the offsets) once it returns.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTxnState`] outside a transaction; [`Error::BatchFailed`] when a
+    /// batch of the transaction failed (abort then); [`Error::TransactionFenced`]; a
+    /// write error (the coordinator finishes the commit when the broker is reopened).
+    pub fn commit_transaction(&self) -> Result<()> {
+        self.end_transaction(true)
+    }
+
+    /// Kafka's `abortTransaction`: appends what is pending, then has the coordinator
+    /// write the ABORT markers; read_committed consumers never see the records.
+    ///
+    /// # Errors
+    /// As [`Producer::commit_transaction`], except that failed batches do not stop it.
+    pub fn abort_transaction(&self) -> Result<()> {
+        self.end_transaction(false)
+    }
+
+    fn end_transaction(&self, commit: bool) -> Result<()> {
+        let (txn, producer) = self.txn_producer()?;
+        if !txn.progress.lock().in_transaction {
+            return Err(txn.invalid("no transaction is open"));
+        }
+        let flushed = self.flush();
+        if commit {
+            flushed?;
+        }
+        let broker = &self.inner.broker;
+        broker
+            .inner
+            .txns
+            .end_transaction(broker, &txn.transactional_id, producer, commit)?;
+        let mut p = txn.progress.lock();
+        p.in_transaction = false;
+        p.partitions.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,420 @@
+//! The transaction coordinator: producer ids and epochs per transactional id, the
+//! partitions of each open transaction, the two-step end (prepare, markers, complete),
+//! fencing, timeouts and recovery at open. See the [module docs](super).
+
+use std::collections::{BTreeMap, HashMap};
+
+use parking_lot::Mutex;
+
+use crate::broker::Broker;
+use crate::consumer::TopicPartition;
+use crate::error::{Error, Result};
+use crate::group::OffsetAndMetadata;
+use crate::record::{BatchBuilder, Compression, ControlRecordType, EndTxnMarker, ProducerInfo};
+
+use super::state_log;
+use super::{TransactionDescription, TransactionState, TxnMetadata};
+
+/// The coordinator epoch written in every marker (one coordinator that never moves).
+pub(crate) const COORDINATOR_EPOCH: i32 = 0;
+
+/// Offsets sent in a transaction: (group, partition, offset), applied to the groups'
+/// committed offsets when the transaction commits.
+type PendingOffsets = Vec<(String, TopicPartition, OffsetAndMetadata)>;
+
+/// Every transactional id's state; operations on them run one at a time.
+#[derive(Debug, Default)]
+pub(crate) struct TxnCoordinator {
+    txns: Mutex<BTreeMap<String, TxnMetadata>>,
+    offsets: Mutex<HashMap<String, PendingOffsets>>,
+    /// Set once the timeout thread runs.
+    timer: std::sync::OnceLock<()>,
+}
+
+/// How often the timeout thread looks for expired transactions (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s; in-process, a
+/// shorter period costs little and keeps timeouts close to their setting).
+const TIMEOUT_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs [`TxnCoordinator::abort_expired`] every [`TIMEOUT_CHECK`] until the broker is
+/// closed or dropped. It holds the broker weakly, so it never keeps it open.
+fn run_timer(broker: std::sync::Weak<crate::broker::Inner>) {
+    loop {
+        std::thread::sleep(TIMEOUT_CHECK);
+        let Some(inner) = broker.upgrade() else {
+            return;
+        };
+        let broker = Broker { inner };
+        if broker.is_closed() {
+            return;
+        }
+        // A failed abort leaves the transaction prepared; the next open finishes it, and
+        // the next period retries.
+        let _retried_later = broker.inner.txns.abort_expired(&broker);
+    }
+}
+
+impl TxnCoordinator {
+    /// Loads the state topic and finishes every transaction a crash left open: prepared
+    /// ones get their markers, `Ongoing` ones are aborted. Runs before the groups load
+    /// their offsets, so those see only finished transactions.
+    ///
+    /// # Errors
+    /// A read, decode or marker write error.
+    pub(crate) fn load(&self, broker: &Broker) -> Result<()> {
+        let loaded = state_log::load(broker)?;
+        let mut txns = self.txns.lock();
+        *txns = loaded;
+        let ids: Vec<String> = txns.keys().cloned().collect();
+        for id in ids {
+            let m = txns.get_mut(&id).expect("listed");
+            let commit = match m.state {
+                TransactionState::PrepareCommit => true,
+                TransactionState::PrepareAbort | TransactionState::Ongoing => false,
+                _ => continue,
+            };
+            complete(broker, &id, m, commit)?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's `InitProducerId` with a transactional id: a new id gets a producer id at
+    /// epoch 0; a known one gets its epoch bumped, which fences the previous producer,
+    /// and its open transaction (if any) is aborted with the new epoch first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an empty or over-long id; a write error.
+    pub(crate) fn init_producer(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        timeout_ms: i32,
+    ) -> Result<(i64, i16)> {
+        if transactional_id.is_empty() || transactional_id.len() > i16::MAX as usize {
+            return Err(Error::InvalidConfig {
+                name: "transactional.id",
+                value: transactional_id.chars().take(64).collect(),
+                reason: "a transactional id needs 1 to 32767 bytes",
+            });
+        }
+        self.timer.get_or_init(|| {
+            let weak = std::sync::Arc::downgrade(&broker.inner);
+            let spawned = std::thread::Builder::new()
+                .name("partlog-txn-timeout".into())
+                .spawn(move || run_timer(weak));
+            // Without the thread, `Broker::abort_expired_transactions` still works.
+            drop(spawned);
+        });
+        let now = broker.config().clock.now_ms();
+        let mut txns = self.txns.lock();
+        let mut m = match txns.get(transactional_id) {
+            None => TxnMetadata {
+                producer_id: broker.allocate_producer_id()?,
+                producer_epoch: 0,
+                timeout_ms,
+                state: TransactionState::Empty,
+                partitions: Default::default(),
+                last_update_ms: now,
+                start_ms: -1,
+            },
+            Some(old) => {
+                let mut m = old.clone();
+                bump_epoch(broker, &mut m)?;
+                if m.state.is_open() {
+                    // The zombie's transaction ends with the new epoch's markers, which
+                    // fence it on every partition it wrote to.
+                    let commit = m.state == TransactionState::PrepareCommit;
+                    complete(broker, transactional_id, &mut m, commit)?;
+                    self.offsets.lock().remove(transactional_id);
+                }
+                m.state = TransactionState::Empty;
+                m.timeout_ms = timeout_ms;
+                m.last_update_ms = now;
+                m.start_ms = -1;
+                m
+            }
+        };
+        m.partitions.clear();
+        state_log::write(broker, transactional_id, &m)?;
+        let out = (m.producer_id, m.producer_epoch);
+        txns.insert(transactional_id.to_string(), m);
+        Ok(out)
+    }
+
+    /// Kafka's `AddPartitionsToTxn`: opens the transaction if needed and records the
+    /// partitions durably before any record reaches them.
+    ///
+    /// # Errors
+    /// [`Error::TransactionFenced`] for an old epoch; [`Error::InvalidTxnState`] while
+    /// the transaction is being ended or for an unknown id; a write error.
+    pub(crate) fn add_partitions(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer: (i64, i16),
+        tps: &[TopicPartition],
+    ) -> Result<()> {
+        let now = broker.config().clock.now_ms();
+        let mut txns = self.txns.lock();
+        let m = checked(&mut txns, transactional_id, producer)?;
+        if !matches!(m.state, TransactionState::Ongoing) {
+            if m.state.is_open() {
+                return Err(invalid(transactional_id, "the transaction is being ended"));
+            }
+            m.partitions.clear();
+            m.start_ms = now;
+        }
+        if m.state == TransactionState::Ongoing && tps.iter().all(|tp| m.partitions.contains(tp)) {
+            return Ok(());
+        }
+        let mut next = m.clone();
+        next.state = TransactionState::Ongoing;
+        next.partitions.extend(tps.iter().cloned());
+        next.last_update_ms = now;
+        state_log::write(broker, transactional_id, &next)?;
+        *m = next;
+        Ok(())
+    }
+
+    /// Remembers offsets sent in the open transaction, to apply at commit.
+    pub(crate) fn add_offsets(&self, transactional_id: &str, group: &str, offsets: PendingOffsets) {
+        let mut pending = self.offsets.lock();
+        let list = pending.entry(transactional_id.to_string()).or_default();
+        list.extend(
+            offsets
+                .into_iter()
+                .map(|(_, tp, o)| (group.to_string(), tp, o)),
+        );
+    }
+
+    /// Kafka's `EndTxn`: commits or aborts the open transaction (nothing to do when none
+    /// is open).
+    ///
+    /// # Errors
+    /// [`Error::TransactionFenced`]; [`Error::InvalidTxnState`] for an unknown id; a
+    /// write error (the state stays prepared, and the next open finishes it).
+    pub(crate) fn end_transaction(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer: (i64, i16),
+        commit: bool,
+    ) -> Result<()> {
+        let mut txns = self.txns.lock();
+        let m = checked(&mut txns, transactional_id, producer)?;
+        if m.state != TransactionState::Ongoing {
+            self.offsets.lock().remove(transactional_id);
+            return Ok(());
+        }
+        complete(broker, transactional_id, m, commit)?;
+        let offsets = self.offsets.lock().remove(transactional_id);
+        if commit && let Some(offsets) = offsets {
+            broker.inner.groups.apply_transactional_offsets(offsets);
+        }
+        Ok(())
+    }
+
+    /// Aborts every transaction open for longer than its timeout, bumping its epoch so
+    /// that its producer is fenced; returns the transactional ids aborted.
+    ///
+    /// # Errors
+    /// A write error.
+    pub(crate) fn abort_expired(&self, broker: &Broker) -> Result<Vec<String>> {
+        let now = broker.config().clock.now_ms();
+        let mut txns = self.txns.lock();
+        let mut aborted = Vec::new();
+        for (id, m) in txns.iter_mut() {
+            let expired = m.state == TransactionState::Ongoing
+                && now.saturating_sub(m.start_ms) > i64::from(m.timeout_ms);
+            if !expired {
+                continue;
+            }
+            let mut next = m.clone();
+            bump_epoch(broker, &mut next)?;
+            complete(broker, id, &mut next, false)?;
+            *m = next;
+            self.offsets.lock().remove(id);
+            aborted.push(id.clone());
+        }
+        Ok(aborted)
+    }
+
+    /// Every transactional id's state, by id.
+    pub(crate) fn list(&self) -> Vec<TransactionDescription> {
+        self.txns
+            .lock()
+            .iter()
+            .map(|(id, m)| super::describe(id, m))
+            .collect()
+    }
+}
+
+/// The id's metadata, if `producer` is its current producer.
+fn checked<'a>(
+    txns: &'a mut BTreeMap<String, TxnMetadata>,
+    transactional_id: &str,
+    (producer_id, epoch): (i64, i16),
+) -> Result<&'a mut TxnMetadata> {
+    let m = txns
+        .get_mut(transactional_id)
+        .ok_or_else(|| invalid(transactional_id, "the transactional id is not initialised"))?;
+    if m.producer_id != producer_id || m.producer_epoch != epoch {
+        return Err(Error::TransactionFenced {
+            transactional_id: transactional_id.to_string(),
+            producer_id,
+            epoch,
+            current_producer_id: m.producer_id,
+            current_epoch: m.producer_epoch,
+        });
+    }
+    Ok(m)
+}
+
+fn invalid(transactional_id: &str, reason: &'static str) -> Error {
+    Error::InvalidTxnState {
+        transactional_id: transactional_id.to_string(),
+        reason,
+    }
+}
+
+/// The next epoch; a new producer id when the epoch would overflow (as Kafka does).
+fn bump_epoch(broker: &Broker, m: &mut TxnMetadata) -> Result<()> {
+    if m.producer_epoch >= i16::MAX - 1 {
+        m.producer_id = broker.allocate_producer_id()?;
+        m.producer_epoch = 0;
+    } else {
+        m.producer_epoch += 1;
+    }
+    Ok(())
+}
+
+/// Ends the transaction of `m`: durable prepare, a marker on every partition (each
+/// fsynced), durable complete.
+fn complete(broker: &Broker, id: &str, m: &mut TxnMetadata, commit: bool) -> Result<()> {
+    let now = broker.config().clock.now_ms();
+    let (prepare, done) = if commit {
+        (
+            TransactionState::PrepareCommit,
+            TransactionState::CompleteCommit,
+        )
+    } else {
+        (
+            TransactionState::PrepareAbort,
+            TransactionState::CompleteAbort,
+        )
+    };
+    if m.state != prepare {
+        m.state = prepare;
+        m.last_update_ms = now;
+        state_log::write(broker, id, m)?;
+    }
+    for tp in &m.partitions {
+        write_marker(broker, tp, m.producer_id, m.producer_epoch, commit)?;
+    }
+    m.state = done;
+    m.last_update_ms = now;
+    state_log::write(broker, id, m)?;
+    m.partitions.clear();
+    Ok(())
+}
+
+/// Appends and fsyncs a COMMIT or ABORT marker (§2.3) on `tp`; a partition whose topic
+/// was deleted meanwhile is skipped.
+fn write_marker(
+    broker: &Broker,
+    tp: &TopicPartition,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+) -> Result<()> {
+    let log = match broker.partition(&tp.topic, tp.partition) {
+        Ok(p) => p.log().clone(),
+        Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let kind = if commit {
+        ControlRecordType::Commit
+    } else {
+        ControlRecordType::Abort
+    };
+    let mut b = BatchBuilder::new(Compression::None)
+        .producer(ProducerInfo {
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: -1,
+        })
+        .transactional(true)
+        .control(true);
+    let key = kind.key();
+    let value = EndTxnMarker {
+        coordinator_epoch: COORDINATOR_EPOCH,
+    }
+    .value();
+    b.push(
+        broker.config().clock.now_ms(),
+        Some(&key),
+        Some(&value),
+        &[],
+    );
+    let batch = b
+        .build(log.codecs())
+        .map_err(|source| Error::InvalidBatch {
+            partition: log.name().to_string(),
+            source,
+        })?;
+    log.append(batch)?;
+    log.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BrokerConfig, ProducerConfig, ProducerRecord, TopicConfig};
+
+    /// A crash after `PrepareCommit` was made durable and before the markers: reopening
+    /// writes the COMMIT marker, so the records become visible, and completes the state.
+    #[test]
+    fn a_prepared_commit_is_finished_when_the_broker_reopens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (pid, epoch) = {
+            let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+            broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+            let p = broker.producer(ProducerConfig {
+                transactional_id: Some("r".into()),
+                ..ProducerConfig::default()
+            });
+            p.init_transactions().unwrap();
+            p.begin_transaction().unwrap();
+            drop(p.send(ProducerRecord::new("t", b"v").partition(0)).unwrap());
+            p.flush().unwrap();
+            // What `complete` writes first, then "crash".
+            let mut m = broker.inner.txns.txns.lock()["r"].clone();
+            assert_eq!(m.state, TransactionState::Ongoing);
+            m.state = TransactionState::PrepareCommit;
+            state_log::write(&broker, "r", &m).unwrap();
+            let log = broker.partition("t", 0).unwrap().log().clone();
+            assert_eq!(log.last_stable_offset(), 0);
+            (m.producer_id, m.producer_epoch)
+        };
+        let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+        let t = &broker.transactions()[0];
+        assert_eq!(t.state, TransactionState::CompleteCommit);
+        let log = broker.partition("t", 0).unwrap().log().clone();
+        assert_eq!(log.log_end_offset(), 2, "the record and the COMMIT marker");
+        assert_eq!(log.last_stable_offset(), 2);
+        let batches = log.read(1, 1 << 20).unwrap();
+        let marker = &batches[0];
+        assert!(marker.is_control() && marker.is_transactional());
+        assert_eq!(
+            (marker.producer_id(), marker.producer_epoch()),
+            (pid, epoch)
+        );
+        let records: Vec<_> = marker.records(log.codecs()).unwrap().collect();
+        let key = records[0].as_ref().unwrap().key.clone().unwrap();
+        assert_eq!(
+            ControlRecordType::parse_key(&key).unwrap(),
+            ControlRecordType::Commit
+        );
+        assert!(log.aborted_transactions(0, 2).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,355 @@
+//! The `__transaction_state` topic: Kafka's `TransactionLogKey` / `TransactionLogValue`
+//! (version 0) records, appended and fsynced by every state change of a transactional id,
+//! read back whole on open (the latest value per key wins).
+//!
+//! Key: `int16 version = 0`, `string transactionalId`. Value: `int16 version = 0`,
+//! `int64 producerId`, `int16 producerEpoch`, `int32 transactionTimeoutMs`,
+//! `int8 transactionStatus`, `[topic string, [int32 partition]] transactionPartitions`
+//! (arrays are `int32` count + items, `-1` for null), `int64 lastUpdateTimestampMs`,
+//! `int64 startTimestampMs`. Strings are `int16` length + UTF-8.
+//!
+//! Kafka spreads transactional ids over 50 partitions led by different brokers; partlog
+//! has one coordinator, so the topic has one partition (a directory copied from Kafka
+//! keeps its own count, and ids go to `abs(hashCode) % count` as in Kafka).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::broker::{Broker, CleanupPolicy, TopicConfig};
+use crate::consumer::TopicPartition;
+use crate::error::{Error, IoContext, Result};
+use crate::group::offsets::partition_for_group as offsets_partition_for;
+use crate::log::{FsyncPolicy, Log};
+use crate::record::{BatchBuilder, Codecs, Compression, RecordBatch, batch_size};
+
+use super::{TransactionState, TxnMetadata};
+
+/// The name of the internal transaction state topic.
+pub(crate) const TXN_TOPIC: &str = "__transaction_state";
+
+fn topic_config() -> TopicConfig {
+    TopicConfig {
+        segment_bytes: 100 << 20,
+        cleanup_policy: CleanupPolicy::Compact,
+        fsync: FsyncPolicy::EveryAppend,
+        ..TopicConfig::default()
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as i16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// The key of `transactional_id`.
+pub(crate) fn encode_key(transactional_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + transactional_id.len());
+    out.extend_from_slice(&0i16.to_be_bytes());
+    put_str(&mut out, transactional_id);
+    out
+}
+
+/// The value of `m`.
+pub(crate) fn encode_value(m: &TxnMetadata) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&0i16.to_be_bytes());
+    out.extend_from_slice(&m.producer_id.to_be_bytes());
+    out.extend_from_slice(&m.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&m.timeout_ms.to_be_bytes());
+    out.push(m.state.id() as u8);
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in &m.partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    out.extend_from_slice(&(by_topic.len() as i32).to_be_bytes());
+    for (topic, parts) in by_topic {
+        put_str(&mut out, topic);
+        out.extend_from_slice(&(parts.len() as i32).to_be_bytes());
+        for p in parts {
+            out.extend_from_slice(&p.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&m.last_update_ms.to_be_bytes());
+    out.extend_from_slice(&m.start_ms.to_be_bytes());
+    out
+}
+
+/// Reads big-endian fields off a slice, failing with what was being read.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> std::result::Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err(format!("truncated at {what}"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn i8(&mut self, what: &str) -> std::result::Result<i8, String> {
+        Ok(self.take(1, what)?[0] as i8)
+    }
+
+    fn i16(&mut self, what: &str) -> std::result::Result<i16, String> {
+        Ok(i16::from_be_bytes(
+            self.take(2, what)?.try_into().expect("2"),
+        ))
+    }
+
+    fn i32(&mut self, what: &str) -> std::result::Result<i32, String> {
+        Ok(i32::from_be_bytes(
+            self.take(4, what)?.try_into().expect("4"),
+        ))
+    }
+
+    fn i64(&mut self, what: &str) -> std::result::Result<i64, String> {
+        Ok(i64::from_be_bytes(
+            self.take(8, what)?.try_into().expect("8"),
+        ))
+    }
+
+    fn string(&mut self, what: &str) -> std::result::Result<String, String> {
+        let len = self.i16(what)?;
+        let len = usize::try_from(len).map_err(|_| format!("negative length at {what}"))?;
+        let bytes = self.take(len, what)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+    }
+}
+
+/// The transactional id of a key.
+pub(crate) fn decode_key(bytes: &[u8]) -> std::result::Result<String, String> {
+    let mut r = Reader(bytes);
+    match r.i16("key version")? {
+        0 => r.string("transactional id"),
+        v => Err(format!("unknown key version {v}")),
+    }
+}
+
+/// A value (version 0; later versions add tagged fields partlog does not write).
+pub(crate) fn decode_value(bytes: &[u8]) -> std::result::Result<TxnMetadata, String> {
+    let mut r = Reader(bytes);
+    let version = r.i16("value version")?;
+    if version != 0 {
+        return Err(format!("unknown value version {version}"));
+    }
+    let producer_id = r.i64("producer id")?;
+    let producer_epoch = r.i16("producer epoch")?;
+    let timeout_ms = r.i32("timeout")?;
+    let status = r.i8("status")?;
+    let state = TransactionState::from_id(status).ok_or(format!("unknown status {status}"))?;
+    let mut partitions = BTreeSet::new();
+    let topics = r.i32("partition count")?;
+    for _ in 0..topics.max(0) {
+        let topic = r.string("topic")?;
+        let n = r.i32("partition ids")?;
+        for _ in 0..n.max(0) {
+            partitions.insert(TopicPartition::new(topic.as_str(), r.i32("partition")?));
+        }
+    }
+    let last_update_ms = r.i64("last update")?;
+    let start_ms = r.i64("start")?;
+    Ok(TxnMetadata {
+        producer_id,
+        producer_epoch,
+        timeout_ms,
+        state,
+        partitions,
+        last_update_ms,
+        start_ms,
+    })
+}
+
+/// The state topic's partition log that holds `transactional_id`, creating the topic.
+fn log_for(broker: &Broker, transactional_id: &str) -> Result<Arc<Log>> {
+    let count = match broker.partition_count(TXN_TOPIC) {
+        Ok(n) => n,
+        Err(Error::UnknownTopic { .. }) => {
+            match broker.create_topic(TXN_TOPIC, 1, topic_config()) {
+                Ok(()) | Err(Error::TopicExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            broker.partition_count(TXN_TOPIC)?
+        }
+        Err(e) => return Err(e),
+    };
+    let p = offsets_partition_for(transactional_id, count);
+    Ok(broker.partition(TXN_TOPIC, p)?.log().clone())
+}
+
+/// Appends the state of `transactional_id` and returns once it is fsynced.
+pub(crate) fn write(broker: &Broker, transactional_id: &str, m: &TxnMetadata) -> Result<()> {
+    let log = log_for(broker, transactional_id)?;
+    let mut batch = BatchBuilder::new(Compression::None);
+    let key = encode_key(transactional_id);
+    let value = encode_value(m);
+    batch.push(
+        broker.config().clock.now_ms(),
+        Some(&key),
+        Some(&value),
+        &[],
+    );
+    let encoded = batch
+        .build(log.codecs())
+        .map_err(|source| Error::InvalidBatch {
+            partition: log.name().to_string(),
+            source,
+        })?;
+    log.append(encoded)?;
+    log.flush()
+}
+
+/// Every transactional id's latest state, if the topic exists.
+///
+/// # Errors
+/// A read error, or [`Error::BadOffsetsRecord`] naming the partition and offset of a
+/// record that does not decode.
+pub(crate) fn load(broker: &Broker) -> Result<BTreeMap<String, TxnMetadata>> {
+    let mut out = BTreeMap::new();
+    let Ok(count) = broker.partition_count(TXN_TOPIC) else {
+        return Ok(out);
+    };
+    for p in 0..count {
+        let log = broker.partition(TXN_TOPIC, p)?.log().clone();
+        let end = log.log_end_offset();
+        let mut next = log.log_start_offset();
+        while next < end {
+            let batches = log.read(next, 1 << 20)?;
+            let Some(last) = batches.last() else { break };
+            next = last.next_offset();
+            for batch in batches.iter().filter(|b| !b.is_control()) {
+                let corrupt = |source| Error::CorruptRecords {
+                    partition: log.name().to_string(),
+                    offset: batch.base_offset(),
+                    source,
+                };
+                for record in batch.records(log.codecs()).map_err(corrupt)? {
+                    let record = record.map_err(corrupt)?;
+                    let bad = |reason: String| Error::BadOffsetsRecord {
+                        partition: log.name().to_string(),
+                        offset: record.offset,
+                        reason,
+                    };
+                    let key = record.key.as_deref().ok_or_else(|| bad("no key".into()))?;
+                    let id = decode_key(key).map_err(bad)?;
+                    match &record.value {
+                        None => {
+                            out.remove(&id);
+                        }
+                        Some(v) => {
+                            out.insert(id, decode_value(v).map_err(bad)?);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the state topic's segment files under the data directory `data_dir` without
+/// opening, locking or changing anything (as `dump` reads segments), so it also works
+/// on a directory another process has open. Reading stops at the first batch that is
+/// torn or corrupt in each segment.
+///
+/// # Errors
+/// [`Error::Io`] naming the file; [`Error::BadOffsetsRecord`] for a record that does
+/// not decode.
+pub(crate) fn read_files(data_dir: &Path) -> Result<BTreeMap<String, TxnMetadata>> {
+    let mut out = BTreeMap::new();
+    let mut partitions: Vec<(i32, std::path::PathBuf)> = Vec::new();
+    for entry in fs::read_dir(data_dir).at(data_dir)? {
+        let path = entry.at(data_dir)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(p) = name
+            .strip_prefix(TXN_TOPIC)
+            .and_then(|r| r.strip_prefix('-'))
+            && let Ok(p) = p.parse::<i32>()
+        {
+            partitions.push((p, path));
+        }
+    }
+    partitions.sort();
+    for (_, dir) in partitions {
+        let mut logs: Vec<std::path::PathBuf> = fs::read_dir(&dir)
+            .at(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        logs.sort();
+        for path in logs {
+            let data = Bytes::from(fs::read(&path).at(&path)?);
+            let mut at = 0;
+            while let Ok(size) = batch_size(&data[at..]) {
+                let Ok(batch) = RecordBatch::from_bytes(data.slice(at..at + size)) else {
+                    break;
+                };
+                at += size;
+                if batch.is_control() || batch.verify_crc().is_err() {
+                    continue;
+                }
+                let Ok(records) = batch.records(&Codecs::default()) else {
+                    break;
+                };
+                for record in records.flatten() {
+                    let bad = |reason: String| Error::BadOffsetsRecord {
+                        partition: path.display().to_string(),
+                        offset: record.offset,
+                        reason,
+                    };
+                    let key = record.key.as_deref().ok_or_else(|| bad("no key".into()))?;
+                    let id = decode_key(key).map_err(bad)?;
+                    match &record.value {
+                        None => {
+                            out.remove(&id);
+                        }
+                        Some(v) => {
+                            out.insert(id, decode_value(v).map_err(bad)?);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_in_kafkas_layout() {
+        let m = TxnMetadata {
+            producer_id: 4000,
+            producer_epoch: 3,
+            timeout_ms: 60_000,
+            state: TransactionState::Ongoing,
+            partitions: [
+                TopicPartition::new("out", 1),
+                TopicPartition::new("out", 0),
+                TopicPartition::new("a", 2),
+            ]
+            .into_iter()
+            .collect(),
+            last_update_ms: 11,
+            start_ms: 10,
+        };
+        let v = encode_value(&m);
+        assert_eq!(&v[..2], &[0, 0]);
+        assert_eq!(&v[2..10], &4000i64.to_be_bytes());
+        assert_eq!(v[16], 1, "status Ongoing is 1");
+        assert_eq!(&v[17..21], &2i32.to_be_bytes(), "two topics");
+        assert_eq!(decode_value(&v).unwrap(), m);
+        for n in 0..v.len() {
+            assert!(decode_value(&v[..n]).is_err(), "truncated at {n}");
+        }
+        let k = encode_key("tx-1");
+        assert_eq!(k, b"\0\0\0\x04tx-1");
+        assert_eq!(decode_key(&k).unwrap(), "tx-1");
+    }
+}

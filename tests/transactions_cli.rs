@@ -1,0 +1,100 @@
+//! The command line and transactions: `transactions list` shows a transaction a crash
+//! left open (reading the files, without recovering them), and `consume
+//! --isolation-level` hides aborted records under read_committed.
+
+use std::path::Path;
+use std::process::Command;
+
+use partlog::{Broker, BrokerConfig, ProducerConfig, ProducerRecord, TopicConfig};
+
+fn partlog(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_partlog"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("the partlog binary runs");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn list_shows_an_open_transaction_and_consume_honours_the_isolation_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pid = {
+        let broker = Broker::open(dir, BrokerConfig::default()).unwrap();
+        broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+        let p = broker.producer(ProducerConfig {
+            transactional_id: Some("cli-app".into()),
+            ..ProducerConfig::default()
+        });
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        drop(p.send(ProducerRecord::new("t", b"committed")).unwrap());
+        p.commit_transaction().unwrap();
+        p.begin_transaction().unwrap();
+        drop(p.send(ProducerRecord::new("t", b"aborted")).unwrap());
+        p.abort_transaction().unwrap();
+        p.begin_transaction().unwrap();
+        drop(p.send(ProducerRecord::new("t", b"left-open")).unwrap());
+        p.flush().unwrap();
+        let pid = p.producer_id().unwrap().0;
+        drop(p);
+        drop(broker); // a crash: the transaction stays open on disk
+        pid
+    };
+    let (ok, out, err) = partlog(dir, &["transactions", "list"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "TRANSACTIONAL-ID\tPRODUCER-ID\tEPOCH\tSTATE\tSTART-MS\tTIMEOUT-MS\tPARTITIONS"
+    );
+    assert_eq!(lines.len(), 2, "{out}");
+    let fields: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(fields[0], "cli-app");
+    assert_eq!(fields[1], pid.to_string());
+    assert_eq!(fields[2], "0");
+    assert_eq!(fields[3], "Ongoing");
+    assert_eq!(fields[5], "60000");
+    assert_eq!(fields[6], "t-0");
+
+    // Any other command opens the directory, which aborts the open transaction.
+    let (ok, out, err) = partlog(
+        dir,
+        &[
+            "consume",
+            "t",
+            "--from-beginning",
+            "--isolation-level",
+            "read_committed",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "committed\n");
+    let (ok, out, _) = partlog(
+        dir,
+        &[
+            "consume",
+            "t",
+            "--from-beginning",
+            "--isolation-level",
+            "read_uncommitted",
+        ],
+    );
+    assert!(ok);
+    assert_eq!(out, "committed\naborted\nleft-open\n");
+    let (ok, out, _) = partlog(dir, &["transactions", "list"]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 1, "nothing open any more: {out}");
+    let (ok, out, _) = partlog(dir, &["transactions", "list", "--all"]);
+    assert!(ok);
+    assert!(out.contains("\tCompleteAbort\t"), "{out}");
+    let (ok, _, err) = partlog(dir, &["consume", "t", "--isolation-level", "serializable"]);
+    assert!(!ok);
+    assert!(err.contains("read_committed"), "{err}");
+}
