@@ -114,7 +114,14 @@ impl fmt::Display for Workload {
 pub fn systems_for(workload: Workload) -> &'static [System] {
     use System::*;
     match workload {
-        Workload::AppendOne => &[Partlog, PartlogLz4, PartlogZstd, Commitlog, Fjall, Crossbeam],
+        Workload::AppendOne => &[
+            Partlog,
+            PartlogLz4,
+            PartlogZstd,
+            Commitlog,
+            Fjall,
+            Crossbeam,
+        ],
         Workload::AppendBatched => &[
             Partlog,
             PartlogLz4,
@@ -211,4 +218,65 @@ pub struct Sample {
     pub secs: f64,
     /// p50, p99, p99.9 in microseconds, for the latency workload.
     pub latency_us: Option<[u64; 3]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_issues() {
+        let systems: Vec<&str> = groups().iter().flatten().map(|c| c.system.name()).collect();
+        for s in [
+            "partlog",
+            "partlog-fsync",
+            "partlog-lz4",
+            "partlog-zstd",
+            "commitlog",
+            "okaywal",
+            "fjall",
+            "crossbeam",
+            "floor",
+        ] {
+            assert!(systems.contains(&s), "{s} runs no workload");
+        }
+        let workloads: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+        assert_eq!(
+            workloads,
+            [
+                "append-one",
+                "append-batched",
+                "read",
+                "append-durable-1t",
+                "append-durable-4t",
+                "e2e-latency"
+            ]
+        );
+    }
+
+    #[test]
+    fn fsyncing_rows_say_so() {
+        for c in groups().iter().flatten() {
+            let d = durability(c.system, c.workload);
+            let fsyncs = c.workload.durable() || c.system == System::Okaywal;
+            assert_eq!(
+                d.contains("sync per"),
+                fsyncs,
+                "{} {}: {d}",
+                c.system,
+                c.workload
+            );
+        }
+    }
+
+    #[test]
+    fn groups_cover_both_sizes_and_one_latency_size() {
+        let g = groups();
+        assert_eq!(g.len(), 5 * SIZES.len() + 1);
+        assert!(g.iter().all(|g| {
+            g.iter()
+                .all(|c| c.workload == g[0].workload && c.record_bytes == g[0].record_bytes)
+        }));
+        assert_eq!(g.last().unwrap()[0].record_bytes, E2E_BYTES);
+    }
 }

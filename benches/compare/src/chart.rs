@@ -33,47 +33,53 @@ struct Bars {
 }
 
 impl Bars {
-    /// Groups rows by `group` (in row order); inside a group each present system takes
-    /// the next slot.
-    fn new(rows: &[&Row], group: impl Fn(&Row) -> String, values: impl Fn(&Row) -> Vec<f64>) -> Bars {
+    /// Bars from (group, system, value) in order: groups in order of first appearance,
+    /// and inside a group each bar takes the next slot.
+    fn new(items: &[(String, System, f64)]) -> Bars {
         let mut groups: Vec<String> = Vec::new();
-        let mut members: Vec<Vec<&Row>> = Vec::new();
-        for r in rows {
-            let g = group(r);
-            match groups.iter().position(|x| *x == g) {
-                Some(i) => members[i].push(r),
-                None => {
-                    groups.push(g);
-                    members.push(vec![r]);
-                }
-            }
+        let mut filled: Vec<usize> = Vec::new();
+        let mut placed: Vec<(usize, usize, System, f64)> = Vec::new();
+        for (g, system, v) in items {
+            let gi = groups.iter().position(|x| x == g).unwrap_or_else(|| {
+                groups.push(g.clone());
+                filled.push(0);
+                groups.len() - 1
+            });
+            placed.push((gi, filled[gi], *system, *v));
+            filled[gi] += 1;
         }
-        let per_row = rows.first().map_or(1, |r| values(r).len());
-        let slots = members.iter().map(Vec::len).max().unwrap_or(1) * per_row + 1;
+        let slots = filled.iter().copied().max().unwrap_or(1) + 1;
         let mut series: Vec<(System, Vec<(f64, f64)>)> = Vec::new();
-        for (g, rs) in members.iter().enumerate() {
-            for (k, r) in rs.iter().enumerate() {
-                let bars = values(r)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(j, v)| (((g * slots) + k * per_row + j) as f64 + 0.5, v));
-                match series.iter_mut().find(|(s, _)| *s == r.case.system) {
-                    Some((_, v)) => v.extend(bars),
-                    None => series.push((r.case.system, bars.collect())),
-                }
+        for (g, k, system, v) in placed {
+            let bar = ((g * slots + k) as f64 + 0.5, v);
+            match series.iter_mut().find(|(s, _)| *s == system) {
+                Some((_, bars)) => bars.push(bar),
+                None => series.push((system, vec![bar])),
             }
         }
-        Bars { groups, slots, series }
+        Bars {
+            groups,
+            slots,
+            series,
+        }
     }
 
     fn range(&self) -> (f64, f64) {
         let vals = self.series.iter().flat_map(|(_, v)| v.iter().map(|x| x.1));
         let lo = vals.clone().fold(f64::INFINITY, f64::min).max(1e-3);
         let hi = vals.fold(0.0, f64::max).max(lo * 10.0);
-        (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()))
+        (
+            10f64.powf(lo.log10().floor()),
+            10f64.powf(hi.log10().ceil()),
+        )
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, plotters::coord::Shift>, caption: &str, y_desc: &str) -> Res<()>
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        caption: &str,
+        y_desc: &str,
+    ) -> Res<()>
     where
         DB::ErrorType: 'static,
     {
@@ -133,28 +139,28 @@ pub fn svg(path: &Path, rows: &[Row], machine: &Machine) -> Res<()> {
         )
         .map_err(|e| e.to_string())?;
     let (top, bottom) = root.split_vertically(700);
-    let throughput: Vec<&Row> = rows.iter().filter(|r| r.records_per_sec.is_some()).collect();
-    let bars = Bars::new(
-        &throughput,
-        |r| format!("{} {} B", r.case.workload.name(), r.case.record_bytes),
-        |r| vec![r.records_per_sec.unwrap_or(0.0)],
-    );
-    bars.draw(
+    let throughput: Vec<(String, System, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let group = format!("{} {} B", r.case.workload.name(), r.case.record_bytes);
+            Some((group, r.case.system, r.records_per_sec?))
+        })
+        .collect();
+    Bars::new(&throughput).draw(
         &top,
         "records/s, median of rounds (log scale; durable-* rows fsync per batch of 1,000)",
         "records/s",
     )?;
-    let latency: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.case.workload == Workload::E2e && r.latency_us.is_some())
-        .collect();
+    let mut latency: Vec<(String, System, f64)> = Vec::new();
+    for (q, name) in ["p50", "p99", "p99.9"].iter().enumerate() {
+        for r in rows.iter().filter(|r| r.case.workload == Workload::E2e) {
+            if let Some(l) = r.latency_us {
+                latency.push((name.to_string(), r.case.system, l[q].max(1) as f64));
+            }
+        }
+    }
     if !latency.is_empty() {
-        let bars = Bars::new(
-            &latency,
-            |_| "p50 · p99 · p99.9 per system".to_string(),
-            |r| r.latency_us.map_or(vec![], |l| l.map(|v| v.max(1) as f64).to_vec()),
-        );
-        bars.draw(
+        Bars::new(&latency).draw(
             &bottom,
             "end-to-end latency, producer thread to parked consumer thread (µs, log scale)",
             "µs",

@@ -14,8 +14,18 @@ pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// values compress about as well as ordinary text-like payloads.
 pub fn value_pool(record_bytes: usize) -> Vec<Vec<u8>> {
     const WORDS: [&[u8]; 12] = [
-        b"order ", b"shipped ", b"42 ", b"eur ", b"pending ", b"user-", b"id=", b"ok ",
-        b"warehouse ", b"7 ", b"retry ", b"amount ",
+        b"order ",
+        b"shipped ",
+        b"42 ",
+        b"eur ",
+        b"pending ",
+        b"user-",
+        b"id=",
+        b"ok ",
+        b"warehouse ",
+        b"7 ",
+        b"retry ",
+        b"amount ",
     ];
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     (0..1024u64)

@@ -23,14 +23,22 @@ impl Machine {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let cpu = read("/proc/cpuinfo")
             .lines()
-            .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1.trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|x| x.1.trim().to_string())
+            })
             .unwrap_or_else(|| "unknown CPU".into());
         let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
         Machine {
             date: today(),
             cpu,
             cores: std::thread::available_parallelism().map_or(0, usize::from),
-            kernel: if kernel.is_empty() { "unknown".into() } else { kernel },
+            kernel: if kernel.is_empty() {
+                "unknown".into()
+            } else {
+                kernel
+            },
             filesystem: filesystem(data_dir, &read("/proc/mounts")),
         }
     }
@@ -53,7 +61,8 @@ fn filesystem(dir: &Path, mounts: &str) -> String {
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (dev, at, kind) = (f.next()?, f.next()?, f.next()?);
-            dir.starts_with(at).then(|| (at.len(), format!("{kind} on {dev}")))
+            dir.starts_with(at)
+                .then(|| (at.len(), format!("{kind} on {dev}")))
         })
         .max_by_key(|(len, _)| *len)
         .map_or_else(|| "unknown filesystem".into(), |(_, fs)| fs)

@@ -176,6 +176,12 @@ fn run() -> Res<()> {
     Ok(())
 }
 
+/// The order of a group's systems in `round`: each round starts one system later, so
+/// no system always runs first (after a quiet moment) or last.
+fn rotation(len: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..len).map(move |k| (round + k) % len)
+}
+
 /// Runs every round and returns each case's measured samples (warm-up excluded).
 fn measure(
     groups: &[Vec<Case>],
@@ -198,13 +204,18 @@ fn measure(
     for round in 0..total {
         let warmup = round < plan.warmup_rounds;
         for group in groups {
-            for k in 0..group.len() {
-                let case = group[(round + k) % group.len()];
+            for i in rotation(group.len(), round) {
+                let case = group[i];
                 let job = jobs[&case];
                 let dir = scratch.fresh()?;
                 data::sync_all();
                 let s = systems::run(case, job, dir.path(), &pools[&case.record_bytes], plan.e2e)
-                    .map_err(|e| format!("{} {} {} B: {e}", case.system, case.workload, case.record_bytes))?;
+                    .map_err(|e| {
+                    format!(
+                        "{} {} {} B: {e}",
+                        case.system, case.workload, case.record_bytes
+                    )
+                })?;
                 drop(dir);
                 eprintln!(
                     "round {}/{total}{} {:<18} {:>5} B {:<13} {}",
@@ -229,4 +240,83 @@ fn measure(
         .into_iter()
         .map(|(case, s)| (case, (jobs[&case], s)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cases::{System, Workload};
+
+    fn case(workload: Workload, record_bytes: usize, system: System) -> Case {
+        Case {
+            workload,
+            record_bytes,
+            system,
+        }
+    }
+
+    #[test]
+    fn rotation_starts_one_later_each_round() {
+        assert_eq!(rotation(3, 0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(rotation(3, 1).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(rotation(3, 5).collect::<Vec<_>>(), [2, 0, 1]);
+    }
+
+    #[test]
+    fn calibration_scales_to_the_target_and_caps_bytes() {
+        let c = case(Workload::AppendOne, 100, System::Partlog);
+        let job = Job {
+            records: 200_000,
+            passes: 1,
+        };
+        // 1 M records/s for 0.3 s.
+        assert_eq!(
+            calibrated(c, job, 0.2, 0.3),
+            Job {
+                records: 300_000,
+                passes: 1
+            }
+        );
+        // 1 G records/s would be 300 M records: capped at 512 MiB of values.
+        let capped = calibrated(c, job, 0.0002, 0.3);
+        assert_eq!(capped.passes, 1);
+        assert!(capped.records * 100 <= MAX_BYTES && capped.records.is_multiple_of(N_STEP));
+        // A read that fast repeats passes instead.
+        let r = case(Workload::Read, 100, System::Floor);
+        let read = calibrated(r, job, 0.0002, 0.3);
+        assert_eq!(read.records, capped.records);
+        assert!(read.records * read.passes >= 300_000_000);
+    }
+
+    /// Every case runs end to end on a small N, and each run's own checks (records
+    /// counted back, offsets, bytes) pass.
+    #[test]
+    fn every_case_runs_and_counts_its_records() {
+        let tmp = tempfile::tempdir_in(repo_root().join("target")).unwrap();
+        let scratch = Scratch::new(tmp.path()).unwrap();
+        let e2e = E2eSettings {
+            warmup: 10,
+            samples: 100,
+            gap: Duration::from_micros(20),
+        };
+        for c in cases::groups().into_iter().flatten() {
+            let values = data::value_pool(c.record_bytes);
+            let job = Job {
+                records: N_STEP,
+                passes: 2,
+            };
+            let dir = scratch.fresh().unwrap();
+            let s = systems::run(c, job, dir.path(), &values, e2e)
+                .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+            match c.workload {
+                Workload::E2e => {
+                    let [p50, p99, p999] = s.latency_us.unwrap();
+                    assert!(p50 <= p99 && p99 <= p999, "{c:?}");
+                    assert_eq!(s.records, 100);
+                }
+                Workload::Read => assert_eq!(s.records, 2 * N_STEP as u64, "{c:?}"),
+                _ => assert_eq!(s.records, N_STEP as u64, "{c:?}"),
+            }
+        }
+    }
 }

@@ -12,14 +12,17 @@ use crate::data::{BATCH, Res, age_us, stamped, timed};
 /// Sends `n` owned records (one `Vec` each, as a log append copies its input) until the
 /// consumer has received them all.
 pub fn append_one(n: usize, values: &[Vec<u8>]) -> Res<f64> {
+    let size = values[0].len();
     let (tx, rx) = bounded::<Vec<u8>>(4096);
     let (secs, count) = timed(|| {
-        let consumer = thread::spawn(move || rx.iter().map(|v| v.len()).count());
+        let consumer = thread::spawn(move || rx.iter().map(|v| v.len()).sum::<usize>() / size);
         for i in 0..n {
             tx.send(values[i % values.len()].clone())?;
         }
         drop(tx);
-        consumer.join().map_err(|_| "crossbeam consumer panicked".into())
+        consumer
+            .join()
+            .map_err(|_| "crossbeam consumer panicked".into())
     })?;
     check(count, n)?;
     Ok(secs)
@@ -39,7 +42,9 @@ pub fn append_batched(n: usize, values: &[Vec<u8>]) -> Res<f64> {
             tx.send(msg)?;
         }
         drop(tx);
-        consumer.join().map_err(|_| "crossbeam consumer panicked".into())
+        consumer
+            .join()
+            .map_err(|_| "crossbeam consumer panicked".into())
     })?;
     check(count, n)?;
     Ok(secs)

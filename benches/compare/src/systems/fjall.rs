@@ -25,7 +25,10 @@ pub fn append_one(dir: &Path, n: usize, values: &[Vec<u8>]) -> Res<f64> {
     let (_db, ks) = open(dir)?;
     let (secs, ()) = timed(|| {
         for i in 0..n {
-            ks.insert((i as u64).to_be_bytes(), values[i % values.len()].as_slice())?;
+            ks.insert(
+                (i as u64).to_be_bytes(),
+                values[i % values.len()].as_slice(),
+            )?;
         }
         Ok(())
     })?;
@@ -36,7 +39,11 @@ pub fn append_one(dir: &Path, n: usize, values: &[Vec<u8>]) -> Res<f64> {
 fn commit_batch(db: &Database, ks: &Keyspace, first: u64, values: &[Vec<u8>]) -> Res<()> {
     let mut b = db.batch();
     for i in first..first + BATCH as u64 {
-        b.insert(ks, i.to_be_bytes(), values[i as usize % values.len()].as_slice());
+        b.insert(
+            ks,
+            i.to_be_bytes(),
+            values[i as usize % values.len()].as_slice(),
+        );
     }
     Ok(b.commit()?)
 }

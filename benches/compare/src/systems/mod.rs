@@ -10,8 +10,8 @@ mod partlog;
 use std::path::Path;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use ::partlog::Compression;
+use hdrhistogram::Histogram;
 
 use crate::cases::{Case, Job, Sample, System, Workload};
 use crate::data::Res;
@@ -49,8 +49,12 @@ pub fn run(case: Case, job: Job, dir: &Path, values: &[Vec<u8>], e2e: E2eSetting
     let secs = match (case.workload, case.system) {
         (W::E2e, s) => {
             let q = match s {
-                S::Partlog => partlog::e2e(dir, e2e.warmup, e2e.samples, e2e.gap, case.record_bytes)?,
-                S::Crossbeam => crossbeam::e2e(e2e.warmup, e2e.samples, e2e.gap, case.record_bytes)?,
+                S::Partlog => {
+                    partlog::e2e(dir, e2e.warmup, e2e.samples, e2e.gap, case.record_bytes)?
+                }
+                S::Crossbeam => {
+                    crossbeam::e2e(e2e.warmup, e2e.samples, e2e.gap, case.record_bytes)?
+                }
                 _ => return Err(format!("{s} has no e2e-latency run").into()),
             };
             return Ok(Sample {
@@ -79,14 +83,21 @@ pub fn run(case: Case, job: Job, dir: &Path, values: &[Vec<u8>], e2e: E2eSetting
         (W::Read, S::Commitlog) => commitlog::read(dir, n, passes, values)?,
         (W::Read, S::Fjall) => fjall::read(dir, n, passes, values)?,
         (W::Read, S::Floor) => floor::read(dir, n, passes, values)?,
-        (W::Durable1t | W::Durable4t, S::PartlogFsync) => partlog::durable(dir, n, threads, values)?,
+        (W::Durable1t | W::Durable4t, S::PartlogFsync) => {
+            partlog::durable(dir, n, threads, values)?
+        }
         (W::Durable1t | W::Durable4t, S::Okaywal) => okaywal::durable(dir, n, threads, values)?,
         (W::Durable1t | W::Durable4t, S::Fjall) => fjall::durable(dir, n, threads, values)?,
         (W::Durable1t | W::Durable4t, S::Floor) => floor::durable(dir, n, threads, values)?,
         (w, s) => return Err(format!("{s} has no {w} run").into()),
     };
+    let records = if case.workload == W::Read {
+        n * passes
+    } else {
+        n
+    };
     Ok(Sample {
-        records: (n * passes) as u64,
+        records: records as u64,
         secs,
         latency_us: None,
     })

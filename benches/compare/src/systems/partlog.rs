@@ -179,7 +179,13 @@ pub fn durable(dir: &Path, n: usize, threads: usize, values: &[Vec<u8>]) -> Res<
 
 /// `samples` records (after `warmup` unrecorded ones) sent with `send_blocking`, `gap`
 /// apart, each received by a consumer thread parked in `poll` (`WaitStrategy::Park`).
-pub fn e2e(dir: &Path, warmup: usize, samples: usize, gap: Duration, bytes: usize) -> Res<[u64; 3]> {
+pub fn e2e(
+    dir: &Path,
+    warmup: usize,
+    samples: usize,
+    gap: Duration,
+    bytes: usize,
+) -> Res<[u64; 3]> {
     let broker = Broker::open(dir, BrokerConfig::default())?;
     broker.create_topic("lat", 1, TopicConfig::default())?;
     let mut consumer = broker.consumer(ConsumerConfig {
@@ -210,7 +216,9 @@ pub fn e2e(dir: &Path, warmup: usize, samples: usize, gap: Duration, bytes: usiz
         producer.send_blocking(ProducerRecord::new("lat", &v))?;
         thread::sleep(gap);
     }
-    let h = reader.join().map_err(|_| "partlog e2e consumer panicked")??;
+    let h = reader
+        .join()
+        .map_err(|_| "partlog e2e consumer panicked")??;
     producer.close()?;
     broker.close()?;
     Ok(crate::systems::quantiles(&h))
