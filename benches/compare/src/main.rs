@@ -49,6 +49,10 @@ struct Args {
     /// Run only the cases whose system or workload name contains this text.
     #[arg(long)]
     only: Option<String>,
+    /// Also copy the Markdown table and the chart to the repository's
+    /// docs/compare.md and docs/compare.svg, which the README embeds.
+    #[arg(long)]
+    docs: bool,
 }
 
 /// How a run is sized.
@@ -147,7 +151,6 @@ fn run() -> Res<()> {
         .collect();
     let scratch = Scratch::new(&out)?;
     let machine = machine::Machine::describe(&out);
-    eprintln!("{}", machine.line());
     let began = Instant::now();
     let samples = measure(&groups, &plan, &scratch, args.quick)?;
     let wall = began.elapsed();
@@ -168,6 +171,15 @@ fn run() -> Res<()> {
     )?;
     chart::svg(&out.join("results.svg"), &rows, &machine)?;
     std::fs::remove_dir_all(out.join("scratch")).ok();
+    if args.docs {
+        let docs = repo_root().join("docs");
+        std::fs::copy(out.join("results.md"), docs.join("compare.md"))?;
+        std::fs::copy(out.join("results.svg"), docs.join("compare.svg"))?;
+        eprintln!(
+            "copied to {0}/compare.md and {0}/compare.svg",
+            docs.display()
+        );
+    }
     eprintln!(
         "wrote {0}/results.csv, {0}/results.md, {0}/results.svg in {1:.0} s",
         out.display(),

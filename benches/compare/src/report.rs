@@ -410,7 +410,12 @@ pub fn terminal(rows: &[Row], ratios: &[Ratio], s: &Settings, m: &Machine) -> St
 /// The Markdown copy: header, the table with the durability column, the ratios.
 pub fn markdown(rows: &[Row], ratios: &[Ratio], s: &Settings, m: &Machine) -> String {
     let mut out = String::from("# partlog side by side\n\n");
-    out += &format!("Made on {}.  \n{}.\n\n", m.line(), run_line(s));
+    out += &format!(
+        "Made on {}.  \n{}.  \nCommand: `cargo run --release --manifest-path benches/compare/Cargo.toml` \
+         (see `benches/compare/README.md` for what each row does).\n\n",
+        m.line(),
+        run_line(s)
+    );
     out += "Records/s and MB/s (record values only, 10^6 bytes) are medians over rounds; \
             never compare a row that fsyncs with one that does not without reading the \
             durability column. `read` reads data the same system wrote in the same round \
