@@ -200,7 +200,13 @@ pub fn e2e(
         let mut h = Histogram::<u64>::new(3)?;
         let mut seen = 0;
         while seen < total {
-            for r in consumer.poll(Duration::from_secs(10))? {
+            let records = consumer.poll(Duration::from_secs(30))?;
+            if records.is_empty() {
+                return Err(
+                    format!("partlog e2e: nothing for 30 s after {seen} of {total}").into(),
+                );
+            }
+            for r in records {
                 let value = r.value.ok_or("partlog e2e: record without a value")?;
                 if seen >= warmup {
                     h.record(age_us(base, &value))?;
