@@ -128,13 +128,13 @@ impl Bars {
     }
 }
 
-/// Writes the chart to `path`.
-pub fn svg(path: &Path, rows: &[Row], machine: &Machine) -> Res<()> {
+/// Writes the chart to `path`; `note` (if not empty) follows the title.
+pub fn svg(path: &Path, rows: &[Row], machine: &Machine, note: &str) -> Res<()> {
     let root = SVGBackend::new(path, (1500, 1000)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let root = root
         .titled(
-            &format!("partlog side by side — {}", machine.line()),
+            &format!("partlog side by side{note} — {}", machine.line()),
             ("sans-serif", 20),
         )
         .map_err(|e| e.to_string())?;

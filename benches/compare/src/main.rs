@@ -169,7 +169,12 @@ fn run() -> Res<()> {
         out.join("results.md"),
         report::markdown(&rows, &ratios, &settings, &machine),
     )?;
-    chart::svg(&out.join("results.svg"), &rows, &machine)?;
+    let note = if args.quick {
+        " (QUICK SMOKE RUN, not meaningful)"
+    } else {
+        ""
+    };
+    chart::svg(&out.join("results.svg"), &rows, &machine, note)?;
     std::fs::remove_dir_all(out.join("scratch")).ok();
     if args.docs {
         let docs = repo_root().join("docs");
