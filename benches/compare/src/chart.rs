@@ -68,9 +68,10 @@ impl Bars {
         let vals = self.series.iter().flat_map(|(_, v)| v.iter().map(|x| x.1));
         let lo = vals.clone().fold(f64::INFINITY, f64::min).max(1e-3);
         let hi = vals.fold(0.0, f64::max).max(lo * 10.0);
+        // A decade of room above the highest bar for the legend.
         (
             10f64.powf(lo.log10().floor()),
-            10f64.powf(hi.log10().ceil()),
+            10f64.powf(hi.log10().floor() + 1.0),
         )
     }
 
