@@ -5,8 +5,8 @@
 //!
 //! Every (workload, record size) group runs each of its systems once per round, in an
 //! order that rotates from round to round, so drift on the machine (page-cache
-//! writeback, other processes) hits every system alike. A warm-up round comes first and
-//! also sizes each measurement (N records) to last about `--target-secs`; each row is
+//! writeback, other processes) hits every system alike. Two warm-up rounds come first and
+//! also size each measurement (N records) to last about `--target-secs`; each row is
 //! the median of the measured rounds. Every measurement writes into a fresh directory
 //! under the repository's `target/compare/scratch`, after a `sync`, so no system pays
 //! for the writeback of another's data.
@@ -40,7 +40,7 @@ struct Args {
     /// Measured rounds (default 5, or 1 with --quick).
     #[arg(long)]
     rounds: Option<usize>,
-    /// Seconds each measurement should last; N is sized in the warm-up round to this.
+    /// Seconds each measurement should last; N is sized in the warm-up rounds to this.
     #[arg(long, default_value_t = 0.3)]
     target_secs: f64,
     /// Output directory (default: the repository's target/compare).
@@ -60,7 +60,7 @@ struct Args {
 struct Plan {
     warmup_rounds: usize,
     rounds: usize,
-    /// Whether the warm-up round resizes N to `target_secs`.
+    /// Whether the warm-up rounds resize N to `target_secs`.
     calibrate: bool,
     target_secs: f64,
     e2e: E2eSettings,
@@ -126,7 +126,9 @@ fn run() -> Res<()> {
         .unwrap_or_else(|| repo_root().join("target/compare"));
     std::fs::create_dir_all(&out)?;
     let plan = Plan {
-        warmup_rounds: usize::from(!args.quick),
+        // The first warm-up round sizes N from a cold start (first files, first page
+        // faults), which underestimates some systems; the second sizes it again.
+        warmup_rounds: if args.quick { 0 } else { 2 },
         rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 5 }),
         calibrate: !args.quick,
         target_secs: args.target_secs,
