@@ -76,8 +76,8 @@ pub use producer::{
     partition_for_key,
 };
 pub use record::{
-    BatchBuilder, Codec, Codecs, Compression, EncodedBatch, Header, Record, RecordBatch,
-    TimestampType,
+    BatchBuilder, Codec, Codecs, Compression, EncodedBatch, Header, HeaderRefs, Record,
+    RecordBatch, RecordRef, TimestampType,
 };
 pub use segment::TruncationReason;
 pub use txn::{TransactionDescription, TransactionState, read_transactions};

@@ -163,6 +163,29 @@ fn decode(batch: &RecordBatch) -> Result<Vec<Record>, DecodeError> {
     batch.records(&Codecs::default())?.collect()
 }
 
+/// The same records through the borrowed view (`Records::next_ref`), copied out.
+fn decode_by_ref(batch: &RecordBatch) -> Result<Vec<Record>, DecodeError> {
+    let mut records = batch.records(&Codecs::default())?;
+    let mut out = Vec::new();
+    while let Some(r) = records.next_ref() {
+        let r = r?;
+        out.push(Record {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key.map(Bytes::copy_from_slice),
+            value: r.value.map(Bytes::copy_from_slice),
+            headers: r
+                .headers
+                .map(|(key, value)| Header {
+                    key: key.to_string(),
+                    value: value.map(Bytes::copy_from_slice),
+                })
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
 /// Checks the header of a built batch against its input.
 fn check_header(batch: &RecordBatch, input: &BatchInput, compression: Compression) {
     let n = input.records.len() as i32;
@@ -217,6 +240,7 @@ proptest! {
             let batch = encoded.into_batch();
             check_header(&batch, &input, compression);
             prop_assert_eq!(decode(&batch), Ok(expected(&input, 0)), "{}", compression);
+            prop_assert_eq!(decode_by_ref(&batch), Ok(expected(&input, 0)), "{}", compression);
             // The bytes parse on their own, and a producer-built batch passes the checks
             // made on batches from elsewhere, byte for byte (maxTimestamp already right).
             let parsed = RecordBatch::from_bytes(bytes.clone());
@@ -321,6 +345,10 @@ proptest! {
         let (ok, ended) = outcome.map_err(|_| TestCaseError::fail("records() panicked"))?;
         prop_assert!(ended, "the iterator goes on after an error");
         prop_assert!(ok <= declared, "{} records decoded, {} declared", ok, declared);
+        // The borrowed view decodes exactly as far, and fails the same way.
+        let by_ref = catch_unwind(AssertUnwindSafe(|| decode_by_ref(&batch)))
+            .map_err(|_| TestCaseError::fail("next_ref panicked"))?;
+        prop_assert_eq!(by_ref, decode(&batch));
         // What from_raw accepts decodes completely.
         let raw = catch_unwind(AssertUnwindSafe(|| EncodedBatch::from_raw(bytes, &Codecs::default())))
             .map_err(|_| TestCaseError::fail("from_raw panicked"))?;

@@ -15,7 +15,9 @@ mod varint;
 
 pub(crate) use rewrite::rebuild;
 
-pub use batch::{Header, Record, RecordBatch, Records, TimestampType, batch_size};
+pub use batch::{
+    Header, HeaderRefs, Record, RecordBatch, RecordRef, Records, TimestampType, batch_size,
+};
 pub use builder::{BatchBuilder, EncodedBatch, ProducerInfo};
 #[cfg(feature = "zstd")]
 pub use codec::Zstd;

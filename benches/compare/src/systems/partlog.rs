@@ -122,11 +122,13 @@ pub fn read(
                     break;
                 }
                 for b in &batches {
-                    for r in b.records(&codecs)? {
+                    // Borrowed records: no reference count per field.
+                    let mut records = b.records(&codecs)?;
+                    while let Some(r) = records.next_ref() {
                         let r = r?;
                         if r.offset >= offset {
                             count += 1;
-                            bytes += r.value.as_ref().map_or(0, |v| v.len());
+                            bytes += r.value.map_or(0, <[u8]>::len);
                         }
                     }
                     offset = b.last_offset() + 1;
