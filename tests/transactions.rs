@@ -85,6 +85,9 @@ fn committed_records_appear_at_commit_and_aborted_ones_never() {
     assert_eq!(log0.log_end_offset(), 2);
     let mut committed = consumer(&broker, IsolationLevel::ReadCommitted, &tps);
     let mut uncommitted = consumer(&broker, IsolationLevel::ReadUncommitted, &tps);
+    // Lag follows the isolation level: the open transaction holds read_committed's end.
+    assert_eq!(committed.current_lag(&tps[0]).unwrap(), 0);
+    assert_eq!(uncommitted.current_lag(&tps[0]).unwrap(), 2);
     assert_eq!(read_all(&mut committed), Vec::<String>::new());
     assert_eq!(
         committed.end_offsets(&tps[..1]).unwrap()[&tps[0]],
@@ -103,6 +106,7 @@ fn committed_records_appear_at_commit_and_aborted_ones_never() {
 
     p.commit_transaction().unwrap();
     assert_eq!(log0.last_stable_offset(), 3, "past the COMMIT marker");
+    assert_eq!(committed.current_lag(&tps[0]).unwrap(), 3);
     assert_eq!(sorted(read_all(&mut committed)), vec!["c1", "c2", "plain"]);
     assert_eq!(
         broker.transactions()[0].state,
