@@ -124,8 +124,15 @@ impl TxnCoordinator {
                     // The zombie's transaction ends with the new epoch's markers, which
                     // fence it on every partition it wrote to.
                     let commit = m.state == TransactionState::PrepareCommit;
-                    complete(broker, transactional_id, &mut m, commit)?;
+                    let result = complete(broker, transactional_id, &mut m, commit);
                     self.offsets.lock().remove(transactional_id);
+                    if let Err(e) = result {
+                        // The end was decided with the new epoch even though a marker
+                        // write failed: the zombie stays fenced (and the timeout thread
+                        // or the next open finishes the end).
+                        txns.insert(transactional_id.to_string(), m);
+                        return Err(e);
+                    }
                 }
                 m.state = TransactionState::Empty;
                 m.timeout_ms = timeout_ms;
@@ -202,9 +209,25 @@ impl TxnCoordinator {
     ) -> Result<()> {
         let mut txns = self.txns.lock();
         let m = checked(&mut txns, transactional_id, producer)?;
-        if m.state != TransactionState::Ongoing {
-            self.offsets.lock().remove(transactional_id);
-            return Ok(());
+        match m.state {
+            TransactionState::Ongoing => {}
+            // An earlier end failed after its decision was made durable: a retry of the
+            // same end writes the markers again (a partition that has its marker already
+            // is unchanged by a second one); the other end is refused, as Kafka does.
+            TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
+                if (m.state == TransactionState::PrepareCommit) != commit {
+                    let reason = if commit {
+                        "the transaction is being aborted"
+                    } else {
+                        "the transaction is being committed"
+                    };
+                    return Err(invalid(transactional_id, reason));
+                }
+            }
+            _ => {
+                self.offsets.lock().remove(transactional_id);
+                return Ok(());
+            }
         }
         complete(broker, transactional_id, m, commit)?;
         let offsets = self.offsets.lock().remove(transactional_id);
@@ -215,28 +238,70 @@ impl TxnCoordinator {
     }
 
     /// Aborts every transaction open for longer than its timeout, bumping its epoch so
-    /// that its producer is fenced; returns the transactional ids aborted.
+    /// that its producer is fenced, and finishes every end that failed half-way (its
+    /// decision is durable; its markers are written again); returns the transactional
+    /// ids aborted.
+    ///
+    /// A failed abort still takes effect in memory (the bumped epoch, the prepared
+    /// state), so the fenced producer cannot commit meanwhile; one transaction's failure
+    /// does not keep the others from being aborted.
     ///
     /// # Errors
-    /// A write error.
+    /// The first write error.
     pub(crate) fn abort_expired(&self, broker: &Broker) -> Result<Vec<String>> {
         let now = broker.config().clock.now_ms();
         let mut txns = self.txns.lock();
         let mut aborted = Vec::new();
+        let mut first_error = None;
         for (id, m) in txns.iter_mut() {
+            if matches!(
+                m.state,
+                TransactionState::PrepareCommit | TransactionState::PrepareAbort
+            ) {
+                let commit = m.state == TransactionState::PrepareCommit;
+                match complete(broker, id, m, commit) {
+                    Ok(()) => {
+                        let offsets = self.offsets.lock().remove(id);
+                        if commit && let Some(offsets) = offsets {
+                            broker.inner.groups.apply_transactional_offsets(offsets);
+                        }
+                        if !commit {
+                            aborted.push(id.clone());
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                continue;
+            }
             let expired = m.state == TransactionState::Ongoing
                 && now.saturating_sub(m.start_ms) > i64::from(m.timeout_ms);
             if !expired {
                 continue;
             }
             let mut next = m.clone();
-            bump_epoch(broker, &mut next)?;
-            complete(broker, id, &mut next, false)?;
+            if let Err(e) = bump_epoch(broker, &mut next) {
+                first_error.get_or_insert(e);
+                continue;
+            }
+            let result = complete(broker, id, &mut next, false);
+            // Adopted even when a marker write failed: the abort was decided with the
+            // new epoch (durably, unless the prepare write itself failed), so the old
+            // producer must be fenced from here on.
             *m = next;
             self.offsets.lock().remove(id);
-            aborted.push(id.clone());
+            match result {
+                Ok(()) => aborted.push(id.clone()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(aborted)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(aborted),
+        }
     }
 
     /// Every transactional id's state, by id.
