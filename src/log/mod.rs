@@ -186,8 +186,13 @@ impl Log {
     /// earliest transaction still open on this partition, else the log end offset.
     /// read_committed consumers read below it.
     pub fn last_stable_offset(&self) -> i64 {
-        let first = self.first_unstable.load(Ordering::SeqCst);
-        first.min(self.log_end_offset())
+        // The log end offset first: an append lowers `first_unstable` before it publishes
+        // the end offset past a transaction's first batch, so a reader that sees the new
+        // end offset then sees the open transaction too. In the other order a reader
+        // could load `first_unstable` just before the transaction opened and the end
+        // offset just after, and read its uncommitted records.
+        let end = self.log_end_offset();
+        self.first_unstable.load(Ordering::SeqCst).min(end)
     }
 
     /// The aborted transactions that may hold records in `from..upper`, from the
