@@ -181,3 +181,35 @@ fn a_fencing_init_that_fails_half_way_still_fences_the_zombie() {
     assert_eq!(read_committed(&broker, "a"), Vec::<String>::new());
     assert_eq!(read_committed(&broker, "b"), Vec::<String>::new());
 }
+
+#[test]
+fn offsets_sent_for_an_invalid_group_id_are_refused_and_the_broker_reopens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+    broker
+        .create_topic("in", 1, TopicConfig::default())
+        .unwrap();
+    let p = txn_producer(&broker, "tx", Duration::from_secs(60));
+    let offsets = std::collections::HashMap::from([(TopicPartition::new("in", 0), 5)]);
+    for group in [String::new(), "g".repeat(40_000)] {
+        p.begin_transaction().unwrap();
+        let sent = p.send_offsets_to_transaction(&offsets, &group);
+        assert!(
+            matches!(
+                sent,
+                Err(Error::InvalidConfig {
+                    name: "group.id",
+                    ..
+                })
+            ),
+            "group of {} bytes: {sent:?}",
+            group.len()
+        );
+        p.commit_transaction().unwrap();
+    }
+    drop(p);
+    drop(broker);
+    // Nothing undecodable reached __consumer_offsets: the directory opens again.
+    let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+    assert!(broker.transactions()[0].state == TransactionState::CompleteCommit);
+}
