@@ -362,3 +362,63 @@ fn offsets_of_values(broker: &Broker) -> std::collections::HashMap<String, i64> 
     }
     out
 }
+
+fn producer_batch(pid: i64, seq: i32, transactional: bool, ts: i64) -> partlog::EncodedBatch {
+    let mut b = partlog::BatchBuilder::new(partlog::Compression::None)
+        .producer(partlog::record::ProducerInfo {
+            producer_id: pid,
+            producer_epoch: 0,
+            base_sequence: seq,
+        })
+        .transactional(transactional);
+    b.push(ts, None, Some(b"v"), &[]);
+    b.build(&partlog::Codecs::default()).unwrap()
+}
+
+/// Every idempotent `Producer` gets a new producer id, so a partition written by
+/// short-lived producers would otherwise keep (and snapshot) every id it ever saw.
+#[test]
+fn producers_idle_past_the_expiration_are_forgotten_at_roll() {
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let t0 = 1_700_000_000_000;
+    let clock = Arc::new(ManualClock::new(t0));
+    let log = partlog::Log::open_with(
+        &dir,
+        partlog::LogConfig::default(),
+        partlog::LogOptions {
+            clock: clock.clone(),
+            ..partlog::LogOptions::default()
+        },
+    )
+    .unwrap();
+    for pid in 0..50 {
+        log.append(producer_batch(pid, 0, false, t0)).unwrap();
+    }
+    // An open transaction keeps its producer however long it is idle.
+    log.append(producer_batch(200, 0, true, t0)).unwrap();
+    clock.advance(DAY_MS + 1);
+    let recent = log.append(producer_batch(100, 0, false, t0)).unwrap();
+    log.roll_now().unwrap();
+    let snapshot = dir.join(format!("{:020}.snapshot", log.log_end_offset()));
+    assert_eq!(
+        std::fs::metadata(&snapshot).unwrap().len(),
+        10 + 2 * 46,
+        "only producers 100 and 200 are left"
+    );
+    assert_eq!(log.open_transactions(), vec![(200, 0, 50)]);
+    // The recent producer's resend is still answered with its offsets.
+    assert_eq!(
+        log.append(producer_batch(100, 0, false, t0)).unwrap(),
+        recent
+    );
+    // An expired producer is unknown again: its next sequence is accepted as is.
+    let end = log.log_end_offset();
+    assert_eq!(
+        log.append(producer_batch(3, 9, false, t0))
+            .unwrap()
+            .base_offset,
+        end
+    );
+}

@@ -406,6 +406,11 @@ impl Log {
         let mut index_room = w.active.index_room();
         let mut aborted: Vec<(i64, AbortedTxn)> = Vec::new();
         let mut txn_changed = false;
+        let now = match (&staged, log_append_time) {
+            (None, _) => 0,
+            (Some(_), Some(t)) => t,
+            (Some(_), None) => self.clock.now_ms(),
+        };
         for (i, (batch, info)) in batches.iter().zip(infos.iter()).enumerate() {
             if staged.as_ref().is_some_and(|s| s.duplicate(i).is_some()) {
                 continue;
@@ -421,7 +426,7 @@ impl Log {
             if let Some(s) = &staged {
                 // After a roll's snapshot (which must not cover it) and before the batch
                 // is published: an opened transaction holds the LSO back first.
-                if let Some(entry) = s.apply(i, info, &mut w.producers) {
+                if let Some(entry) = s.apply(i, info, now, &mut w.producers) {
                     aborted.push((w.active.base_offset(), entry));
                 }
                 if s.touches_transactions(i) {
@@ -543,6 +548,7 @@ impl Log {
         w.active.seal()?;
         w.active.sync_log()?;
         w.active.sync_indexes()?;
+        w.producers.remove_expired(self.clock.now_ms());
         producer_state::write_snapshot(&self.dir, base_offset, &w.producers)?;
         let seg = Arc::new(Segment::create(
             &self.dir,
@@ -734,7 +740,8 @@ impl Log {
             return Ok(());
         }
         self.flush()?;
-        let w = self.writer.lock();
+        let mut w = self.writer.lock();
+        w.producers.remove_expired(self.clock.now_ms());
         let sealed = w
             .active
             .seal()
