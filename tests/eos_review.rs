@@ -422,3 +422,34 @@ fn producers_idle_past_the_expiration_are_forgotten_at_roll() {
         end
     );
 }
+
+/// A partition can hold batches of producer ids this broker never handed out (a
+/// directory copied from Kafka, or batches appended raw): a new producer must not get
+/// one of those ids, or its first batch is taken for a resend of the old producer's and
+/// acknowledged without being written.
+#[test]
+fn a_new_producer_never_gets_an_id_the_partitions_already_know() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+        broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+        let log = broker.partition("t", 0).unwrap().log().clone();
+        // Producers 0..3 of "another broker", one single-record batch each.
+        for pid in 0..3 {
+            log.append(producer_batch(pid, 0, false, 1_700_000_000_000))
+                .unwrap();
+        }
+    }
+    let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+    let p = broker.producer(ProducerConfig::default());
+    let sent = p
+        .send(ProducerRecord::new("t", &b"new"[..]).partition(0))
+        .unwrap();
+    p.flush().unwrap();
+    let meta = sent.wait().unwrap();
+    assert_eq!(meta.offset, 3, "written after the three old records");
+    let log = broker.partition("t", 0).unwrap().log().clone();
+    assert_eq!(log.log_end_offset(), 4);
+    let last = log.read(3, 1 << 20).unwrap();
+    assert!(last[0].producer_id() >= 3, "{}", last[0].producer_id());
+}

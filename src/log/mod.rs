@@ -231,6 +231,11 @@ impl Log {
         out
     }
 
+    /// The highest producer id in this partition's producer state.
+    pub(crate) fn max_producer_id(&self) -> Option<i64> {
+        self.writer.lock().producers.producers.keys().max().copied()
+    }
+
     /// The offset below which everything has been fsynced.
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point.load(Ordering::Acquire)
