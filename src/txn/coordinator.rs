@@ -124,14 +124,21 @@ impl TxnCoordinator {
                     // The zombie's transaction ends with the new epoch's markers, which
                     // fence it on every partition it wrote to.
                     let commit = m.state == TransactionState::PrepareCommit;
-                    let result = complete(broker, transactional_id, &mut m, commit);
-                    self.offsets.lock().remove(transactional_id);
-                    if let Err(e) = result {
+                    if let Err(e) = complete(broker, transactional_id, &mut m, commit) {
                         // The end was decided with the new epoch even though a marker
                         // write failed: the zombie stays fenced (and the timeout thread
-                        // or the next open finishes the end).
+                        // or the next open finishes the end, with the offsets of a
+                        // commit).
+                        if !commit {
+                            self.offsets.lock().remove(transactional_id);
+                        }
                         txns.insert(transactional_id.to_string(), m);
                         return Err(e);
+                    }
+                    let offsets = self.offsets.lock().remove(transactional_id);
+                    if commit && let Some(offsets) = offsets {
+                        // A commit decided before the fencing counts, offsets included.
+                        broker.inner.groups.apply_transactional_offsets(offsets);
                     }
                 }
                 m.state = TransactionState::Empty;
@@ -435,6 +442,7 @@ fn write_marker(
 mod tests {
     use super::*;
     use crate::{BrokerConfig, ProducerConfig, ProducerRecord, TopicConfig};
+    use std::collections::HashMap;
 
     /// A crash after `PrepareCommit` was made durable and before the markers: reopening
     /// writes the COMMIT marker, so the records become visible, and completes the state.
@@ -481,5 +489,55 @@ mod tests {
             ControlRecordType::Commit
         );
         assert!(log.aborted_transactions(0, 2).unwrap().is_empty());
+    }
+
+    /// A commit decided (PrepareCommit) but not finished when a new producer with the
+    /// same transactional id initialises: its init writes the COMMIT markers, and the
+    /// offsets sent in that transaction must become the group's committed offsets then,
+    /// not only after a reopen (a consumer starting meanwhile would re-read input whose
+    /// output is committed).
+    #[test]
+    fn an_init_that_finishes_a_prepared_commit_applies_its_offsets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+        broker
+            .create_topic("in", 1, TopicConfig::default())
+            .unwrap();
+        broker
+            .create_topic("out", 1, TopicConfig::default())
+            .unwrap();
+        let config = ProducerConfig {
+            transactional_id: Some("r".into()),
+            ..ProducerConfig::default()
+        };
+        let p = broker.producer(config.clone());
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        drop(
+            p.send(ProducerRecord::new("out", b"v").partition(0))
+                .unwrap(),
+        );
+        let input = TopicPartition::new("in", 0);
+        let offsets = HashMap::from([(input.clone(), 5)]);
+        p.send_offsets_to_transaction(&offsets, "g").unwrap();
+        p.flush().unwrap();
+        // What `complete` makes durable first; then its marker writes "fail".
+        let mut m = broker.inner.txns.txns.lock()["r"].clone();
+        m.state = TransactionState::PrepareCommit;
+        state_log::write(&broker, "r", &m).unwrap();
+        broker.inner.txns.txns.lock().insert("r".into(), m);
+        let successor = broker.producer(config);
+        successor.init_transactions().unwrap();
+        let out = broker.partition("out", 0).unwrap().log().clone();
+        assert_eq!(
+            out.last_stable_offset(),
+            2,
+            "the record and its COMMIT marker"
+        );
+        let committed = broker
+            .inner
+            .groups
+            .committed("g", std::slice::from_ref(&input));
+        assert_eq!(committed.get(&input).map(|o| o.offset), Some(5));
     }
 }
