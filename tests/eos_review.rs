@@ -453,3 +453,30 @@ fn a_new_producer_never_gets_an_id_the_partitions_already_know() {
     let last = log.read(3, 1 << 20).unwrap();
     assert!(last[0].producer_id() >= 3, "{}", last[0].producer_id());
 }
+
+/// A commit failed after PrepareCommit; a new producer's init finishes it with its
+/// bumped epoch and fails again half-way. The bumped epoch must be durable before its
+/// markers are written, or the reopen's recovery writes markers with the old epoch,
+/// which the partitions that got the new one refuse (and the directory does not open).
+#[test]
+fn a_prepared_commit_finished_by_a_new_epoch_survives_a_failure_and_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let (broker, p) = broker_with_failing_partition(tmp.path(), clock);
+    assert!(p.commit_transaction().is_err());
+    let successor = broker.producer(ProducerConfig {
+        transactional_id: Some("tx".into()),
+        ..ProducerConfig::default()
+    });
+    assert!(successor.init_transactions().is_err());
+    drop((p, successor));
+    drop(broker);
+    let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+    let t = &broker.transactions()[0];
+    assert_eq!(
+        (t.state, t.producer_epoch),
+        (TransactionState::CompleteCommit, 1)
+    );
+    assert_eq!(read_committed(&broker, "a"), vec!["x"]);
+    assert_eq!(read_committed(&broker, "b"), vec!["y"]);
+}

@@ -124,6 +124,13 @@ impl TxnCoordinator {
                     // The zombie's transaction ends with the new epoch's markers, which
                     // fence it on every partition it wrote to.
                     let commit = m.state == TransactionState::PrepareCommit;
+                    if m.state != TransactionState::Ongoing {
+                        // An end decided under the old epoch: its markers now carry the
+                        // new one, which must be durable first, since the recovery at
+                        // open writes markers with the recorded epoch and a partition
+                        // that got the new one refuses an older one.
+                        state_log::write(broker, transactional_id, &m)?;
+                    }
                     if let Err(e) = complete(broker, transactional_id, &mut m, commit) {
                         // The end was decided with the new epoch even though a marker
                         // write failed: the zombie stays fenced (and the timeout thread
