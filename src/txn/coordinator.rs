@@ -36,6 +36,10 @@ pub(crate) struct TxnCoordinator {
 /// shorter period costs little and keeps timeouts close to their setting).
 const TIMEOUT_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// The least time between two attempts of the timeout thread to finish an end that
+/// failed half-way (ms, broker clock).
+const END_RETRY_MS: i64 = 10_000;
+
 /// Runs [`TxnCoordinator::abort_expired`] every [`TIMEOUT_CHECK`] until the broker is
 /// closed or dropped. It holds the broker weakly, so it never keeps it open.
 fn run_timer(broker: std::sync::Weak<crate::broker::Inner>) {
@@ -272,6 +276,12 @@ impl TxnCoordinator {
                 m.state,
                 TransactionState::PrepareCommit | TransactionState::PrepareAbort
             ) {
+                // Each retry writes the markers of the partitions that have one already
+                // again, so a partition that keeps failing is retried at a slower pace.
+                if now.saturating_sub(m.last_update_ms) < END_RETRY_MS {
+                    continue;
+                }
+                m.last_update_ms = now;
                 let commit = m.state == TransactionState::PrepareCommit;
                 match complete(broker, id, m, commit) {
                     Ok(()) => {
@@ -546,5 +556,69 @@ mod tests {
             .groups
             .committed("g", std::slice::from_ref(&input));
         assert_eq!(committed.get(&input).map(|o| o.offset), Some(5));
+    }
+
+    /// An end that failed after its decision was made durable is finished by the
+    /// timeout thread's next attempts (not only by a reopen), offsets included.
+    #[test]
+    fn the_timeout_check_finishes_a_prepared_commit_after_its_retry_interval() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = std::sync::Arc::new(crate::ManualClock::new(1_700_000_000_000));
+        let broker = Broker::open(
+            tmp.path(),
+            BrokerConfig {
+                clock: clock.clone(),
+                ..BrokerConfig::default()
+            },
+        )
+        .unwrap();
+        broker
+            .create_topic("in", 1, TopicConfig::default())
+            .unwrap();
+        broker
+            .create_topic("out", 1, TopicConfig::default())
+            .unwrap();
+        let p = broker.producer(ProducerConfig {
+            transactional_id: Some("r".into()),
+            ..ProducerConfig::default()
+        });
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        drop(
+            p.send(ProducerRecord::new("out", b"v").partition(0))
+                .unwrap(),
+        );
+        let input = TopicPartition::new("in", 0);
+        p.send_offsets_to_transaction(&HashMap::from([(input.clone(), 7)]), "g")
+            .unwrap();
+        p.flush().unwrap();
+        let mut m = broker.inner.txns.txns.lock()["r"].clone();
+        m.state = TransactionState::PrepareCommit;
+        state_log::write(&broker, "r", &m).unwrap();
+        broker.inner.txns.txns.lock().insert("r".into(), m);
+        let out = broker.partition("out", 0).unwrap().log().clone();
+        assert_eq!(
+            broker.abort_expired_transactions().unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            out.last_stable_offset(),
+            0,
+            "not retried before the interval"
+        );
+        clock.advance(END_RETRY_MS + 1);
+        broker.abort_expired_transactions().unwrap();
+        assert_eq!(
+            broker.transactions()[0].state,
+            TransactionState::CompleteCommit
+        );
+        assert_eq!(out.last_stable_offset(), 2);
+        let committed = broker
+            .inner
+            .groups
+            .committed("g", std::slice::from_ref(&input));
+        assert_eq!(committed.get(&input).map(|o| o.offset), Some(7));
+        // The producer's retry of its commit now finds it done.
+        p.commit_transaction().unwrap();
     }
 }
