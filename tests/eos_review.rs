@@ -480,3 +480,49 @@ fn a_prepared_commit_finished_by_a_new_epoch_survives_a_failure_and_a_reopen() {
     assert_eq!(read_committed(&broker, "a"), vec!["x"]);
     assert_eq!(read_committed(&broker, "b"), vec!["y"]);
 }
+
+/// The timeout abort cannot record its decision (the `__transaction_state` write
+/// fails): no marker may carry the new epoch then, or the reopen's recovery, which aborts
+/// with the recorded (old) epoch, is refused by those partitions.
+#[test]
+fn no_marker_is_written_for_an_abort_whose_decision_was_not_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let broker = Broker::open(
+        tmp.path(),
+        BrokerConfig {
+            clock: clock.clone(),
+            ..BrokerConfig::default()
+        },
+    )
+    .unwrap();
+    for t in ["a", "b"] {
+        broker.create_topic(t, 1, TopicConfig::default()).unwrap();
+    }
+    let p = txn_producer(&broker, "tx", Duration::from_secs(10));
+    p.begin_transaction().unwrap();
+    send(&p, "a", "x");
+    send(&p, "b", "y");
+    p.flush().unwrap();
+    let state = broker.partition("__transaction_state", 0).unwrap();
+    state.log().close().unwrap();
+    for _ in 0..2 {
+        clock.advance(11_000);
+        // The broker's timeout thread may try first; every attempt fails.
+        let _failed = broker.abort_expired_transactions();
+    }
+    for t in ["a", "b"] {
+        let log = broker.partition(t, 0).unwrap().log().clone();
+        assert_eq!(log.log_end_offset(), 1, "{t}: no marker");
+    }
+    assert!(p.commit_transaction().is_err(), "the producer is fenced");
+    drop(p);
+    drop(broker);
+    let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+    assert_eq!(
+        broker.transactions()[0].state,
+        TransactionState::CompleteAbort
+    );
+    assert_eq!(read_committed(&broker, "a"), Vec::<String>::new());
+    assert_eq!(read_committed(&broker, "b"), Vec::<String>::new());
+}

@@ -393,9 +393,13 @@ fn complete(broker: &Broker, id: &str, m: &mut TxnMetadata, commit: bool) -> Res
         )
     };
     if m.state != prepare {
-        m.state = prepare;
-        m.last_update_ms = now;
-        state_log::write(broker, id, m)?;
+        // Prepared in memory only once it is durable: markers are written only for a
+        // decision (and epoch) that the recovery at open will find.
+        let mut prepared = m.clone();
+        prepared.state = prepare;
+        prepared.last_update_ms = now;
+        state_log::write(broker, id, &prepared)?;
+        *m = prepared;
     }
     for tp in &m.partitions {
         write_marker(broker, tp, m.producer_id, m.producer_epoch, commit)?;
