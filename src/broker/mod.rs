@@ -142,6 +142,9 @@ impl Broker {
         // Transactions a crash left open are finished first, so the groups load only
         // committed offsets.
         broker.inner.txns.load(&broker)?;
+        if let Some(id) = producer_ids::highest_in_use(&broker) {
+            broker.inner.producer_ids.skip_through(id);
+        }
         broker.inner.groups.load(&broker)?;
         cleaner::CleanerThread::start(&broker.inner).map_err(|e| Error::io(broker.path(), e))?;
         Ok(broker)

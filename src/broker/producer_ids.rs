@@ -66,6 +66,37 @@ impl ProducerIds {
     }
 }
 
+impl ProducerIds {
+    /// Makes sure no id at or below `id` is handed out from now on (the next one starts
+    /// a new, durably reserved block after it). Ids too close to `i64::MAX` to reserve a
+    /// block after are ignored: the counter could never reach them.
+    pub(crate) fn skip_through(&self, id: i64) {
+        if id >= i64::MAX - 2 * BLOCK_SIZE {
+            return;
+        }
+        let mut block = self.block.lock();
+        if block.0 <= id {
+            *block = (id + 1, id + 1);
+        }
+    }
+}
+
+/// The highest producer id any partition's producer state or any transactional id of
+/// `broker` holds: ids this broker may not have handed out itself (a directory copied
+/// from Kafka, batches appended raw with [`crate::EncodedBatch::from_raw`]). A new
+/// producer given one of them would have its first batches taken for resends of that
+/// producer's and acknowledged without being written.
+pub(crate) fn highest_in_use(broker: &crate::Broker) -> Option<i64> {
+    let in_logs = broker
+        .inner
+        .dir
+        .logs()
+        .into_iter()
+        .filter_map(|(_, log)| log.max_producer_id());
+    let in_txns = broker.transactions().into_iter().map(|t| t.producer_id);
+    in_logs.chain(in_txns).max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +115,21 @@ mod tests {
         assert_eq!(again.allocate().unwrap(), 2 * BLOCK_SIZE);
         let third = ProducerIds::open(dir.path()).unwrap();
         assert_eq!(third.allocate().unwrap(), 3 * BLOCK_SIZE);
+    }
+
+    #[test]
+    fn ids_in_use_are_skipped_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ProducerIds::open(dir.path()).unwrap();
+        assert_eq!(ids.allocate().unwrap(), 0);
+        ids.skip_through(4_500);
+        assert_eq!(ids.allocate().unwrap(), 4_501);
+        ids.skip_through(10); // below: no effect
+        assert_eq!(ids.allocate().unwrap(), 4_502);
+        ids.skip_through(i64::MAX - 1); // unreachable: ignored
+        assert_eq!(ids.allocate().unwrap(), 4_503);
+        let again = ProducerIds::open(dir.path()).unwrap();
+        assert_eq!(again.allocate().unwrap(), 4_501 + BLOCK_SIZE);
     }
 
     #[test]

@@ -624,8 +624,10 @@ impl Coordinator {
     /// without (a consumer using `assign`), the group must have no members.
     ///
     /// # Errors
-    /// [`Error::CommitFailed`] naming the first rejected partition and why (not owned, a
-    /// negative offset; nothing is written then), or the write's error.
+    /// [`Error::InvalidConfig`] for an empty or over-long group id (its key would not
+    /// decode when the offsets are loaded again); [`Error::CommitFailed`] naming the
+    /// first rejected partition and why (not owned, a negative offset; nothing is
+    /// written then), or the write's error.
     pub(crate) fn commit(
         &self,
         broker: &Broker,
@@ -633,6 +635,7 @@ impl Coordinator {
         member: Option<&str>,
         offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
     ) -> Result<()> {
+        check_group_id(group)?;
         let now = broker.config().clock.now_ms();
         let g = self.group(group);
         let mut g = g.lock();

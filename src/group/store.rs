@@ -102,7 +102,9 @@ pub(crate) fn write(
 /// it. They count only once the transaction's COMMIT marker follows.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for an over-long topic or metadata; the write's error.
+/// [`Error::InvalidConfig`] for an empty or over-long group id (its key would not
+/// decode when the offsets are loaded again), an over-long topic or metadata; the
+/// write's error.
 pub(crate) fn write_transactional(
     broker: &Broker,
     log: &Log,
@@ -110,6 +112,13 @@ pub(crate) fn write_transactional(
     producer: (i64, i16),
     offsets: &[(TopicPartition, OffsetAndMetadata)],
 ) -> Result<()> {
+    if group.is_empty() || !fits_string(group) {
+        return Err(Error::InvalidConfig {
+            name: "group.id",
+            value: group.chars().take(64).collect(),
+            reason: "a group id must be non-empty and at most 32767 bytes",
+        });
+    }
     let mut batch = BatchBuilder::new(Compression::None)
         .producer(ProducerInfo {
             producer_id: producer.0,

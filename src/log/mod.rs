@@ -186,8 +186,13 @@ impl Log {
     /// earliest transaction still open on this partition, else the log end offset.
     /// read_committed consumers read below it.
     pub fn last_stable_offset(&self) -> i64 {
-        let first = self.first_unstable.load(Ordering::SeqCst);
-        first.min(self.log_end_offset())
+        // The log end offset first: an append lowers `first_unstable` before it publishes
+        // the end offset past a transaction's first batch, so a reader that sees the new
+        // end offset then sees the open transaction too. In the other order a reader
+        // could load `first_unstable` just before the transaction opened and the end
+        // offset just after, and read its uncommitted records.
+        let end = self.log_end_offset();
+        self.first_unstable.load(Ordering::SeqCst).min(end)
     }
 
     /// The aborted transactions that may hold records in `from..upper`, from the
@@ -224,6 +229,11 @@ impl Log {
             .collect();
         out.sort_by_key(|t| t.2);
         out
+    }
+
+    /// The highest producer id in this partition's producer state.
+    pub(crate) fn max_producer_id(&self) -> Option<i64> {
+        self.writer.lock().producers.producers.keys().max().copied()
     }
 
     /// The offset below which everything has been fsynced.
@@ -401,6 +411,11 @@ impl Log {
         let mut index_room = w.active.index_room();
         let mut aborted: Vec<(i64, AbortedTxn)> = Vec::new();
         let mut txn_changed = false;
+        let now = match (&staged, log_append_time) {
+            (None, _) => 0,
+            (Some(_), Some(t)) => t,
+            (Some(_), None) => self.clock.now_ms(),
+        };
         for (i, (batch, info)) in batches.iter().zip(infos.iter()).enumerate() {
             if staged.as_ref().is_some_and(|s| s.duplicate(i).is_some()) {
                 continue;
@@ -416,7 +431,7 @@ impl Log {
             if let Some(s) = &staged {
                 // After a roll's snapshot (which must not cover it) and before the batch
                 // is published: an opened transaction holds the LSO back first.
-                if let Some(entry) = s.apply(i, info, &mut w.producers) {
+                if let Some(entry) = s.apply(i, info, now, &mut w.producers) {
                     aborted.push((w.active.base_offset(), entry));
                 }
                 if s.touches_transactions(i) {
@@ -538,6 +553,7 @@ impl Log {
         w.active.seal()?;
         w.active.sync_log()?;
         w.active.sync_indexes()?;
+        w.producers.remove_expired(self.clock.now_ms());
         producer_state::write_snapshot(&self.dir, base_offset, &w.producers)?;
         let seg = Arc::new(Segment::create(
             &self.dir,
@@ -729,7 +745,8 @@ impl Log {
             return Ok(());
         }
         self.flush()?;
-        let w = self.writer.lock();
+        let mut w = self.writer.lock();
+        w.producers.remove_expired(self.clock.now_ms());
         let sealed = w
             .active
             .seal()

@@ -29,6 +29,11 @@ use crate::segment::{Scanned, Segment};
 /// Batches per producer kept for duplicate detection (Kafka's `NUM_BATCHES_TO_RETAIN`).
 pub(crate) const BATCHES_TO_RETAIN: usize = 5;
 
+/// How long a producer with no open transaction is remembered after its last append
+/// (Kafka's `producer.id.expiration.ms` default, one day). Every idempotent `Producer`
+/// gets a new id, so without this a partition would keep every id it ever saw.
+pub(crate) const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Snapshot file version written and read (Kafka's `ProducerSnapshot` version 1).
 const SNAPSHOT_VERSION: i16 = 1;
 /// version (2) + crc (4) + count (4).
@@ -59,6 +64,9 @@ pub(crate) struct ProducerEntry {
     /// First offset of the producer's open transaction on this partition.
     pub current_txn_first_offset: Option<i64>,
     pub last_timestamp: i64,
+    /// When (the log's clock) this producer last appended here; `None` when it was
+    /// loaded from a snapshot or replayed, which counts from the next expiry check.
+    pub last_append_ms: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -69,6 +77,7 @@ impl ProducerEntry {
             coordinator_epoch: -1,
             current_txn_first_offset: None,
             last_timestamp: -1,
+            last_append_ms: None,
         }
     }
 
@@ -159,6 +168,28 @@ impl ProducerStates {
             last_offset: meta.last_offset,
             last_stable_offset,
         })
+    }
+
+    /// Forgets the producers without an open transaction that have not appended for
+    /// [`PRODUCER_ID_EXPIRATION_MS`] at `now` (Kafka's `removeExpiredProducers`).
+    ///
+    /// Kafka measures from the last batch's `maxTimestamp`; partlog measures from the
+    /// log's clock at the append instead, so a producer writing old event times is not
+    /// forgotten (and its resends then duplicated) at once. That time is not in the
+    /// snapshot, so a reopened log counts a loaded producer from its first check.
+    pub(crate) fn remove_expired(&mut self, now: i64) {
+        self.producers.retain(|_, e| {
+            if e.current_txn_first_offset.is_some() {
+                return true;
+            }
+            match e.last_append_ms {
+                Some(t) => now.saturating_sub(t) < PRODUCER_ID_EXPIRATION_MS,
+                None => {
+                    e.last_append_ms = Some(now);
+                    true
+                }
+            }
+        });
     }
 
     /// The first offset of the earliest open transaction, if any.
@@ -423,18 +454,19 @@ impl Staged {
         }
     }
 
-    /// Records batch `i`, appended as `info` says, in `states`; returns the
-    /// aborted-transaction entry it makes, if any.
+    /// Records batch `i`, appended as `info` says at `now` (the log's clock), in
+    /// `states`; returns the aborted-transaction entry it makes, if any.
     pub(crate) fn apply(
         &self,
         i: usize,
         info: &super::AppendInfo,
+        now: i64,
         states: &mut ProducerStates,
     ) -> Option<AbortedTxn> {
         let Some(Some((b, Verdict::Append))) = self.batches.get(i) else {
             return None;
         };
-        states.update(
+        let aborted = states.update(
             b,
             BatchMeta {
                 first_seq: b.base_sequence,
@@ -443,7 +475,11 @@ impl Staged {
                 last_offset: info.last_offset,
                 max_timestamp: info.max_timestamp,
             },
-        )
+        );
+        if let Some(e) = states.producers.get_mut(&b.producer_id) {
+            e.last_append_ms = Some(now);
+        }
+        aborted
     }
 }
 

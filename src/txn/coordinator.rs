@@ -36,6 +36,10 @@ pub(crate) struct TxnCoordinator {
 /// shorter period costs little and keeps timeouts close to their setting).
 const TIMEOUT_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// The least time between two attempts of the timeout thread to finish an end that
+/// failed half-way (ms, broker clock).
+const END_RETRY_MS: i64 = 10_000;
+
 /// Runs [`TxnCoordinator::abort_expired`] every [`TIMEOUT_CHECK`] until the broker is
 /// closed or dropped. It holds the broker weakly, so it never keeps it open.
 fn run_timer(broker: std::sync::Weak<crate::broker::Inner>) {
@@ -124,8 +128,29 @@ impl TxnCoordinator {
                     // The zombie's transaction ends with the new epoch's markers, which
                     // fence it on every partition it wrote to.
                     let commit = m.state == TransactionState::PrepareCommit;
-                    complete(broker, transactional_id, &mut m, commit)?;
-                    self.offsets.lock().remove(transactional_id);
+                    if m.state != TransactionState::Ongoing {
+                        // An end decided under the old epoch: its markers now carry the
+                        // new one, which must be durable first, since the recovery at
+                        // open writes markers with the recorded epoch and a partition
+                        // that got the new one refuses an older one.
+                        state_log::write(broker, transactional_id, &m)?;
+                    }
+                    if let Err(e) = complete(broker, transactional_id, &mut m, commit) {
+                        // The end was decided with the new epoch even though a marker
+                        // write failed: the zombie stays fenced (and the timeout thread
+                        // or the next open finishes the end, with the offsets of a
+                        // commit).
+                        if !commit {
+                            self.offsets.lock().remove(transactional_id);
+                        }
+                        txns.insert(transactional_id.to_string(), m);
+                        return Err(e);
+                    }
+                    let offsets = self.offsets.lock().remove(transactional_id);
+                    if commit && let Some(offsets) = offsets {
+                        // A commit decided before the fencing counts, offsets included.
+                        broker.inner.groups.apply_transactional_offsets(offsets);
+                    }
                 }
                 m.state = TransactionState::Empty;
                 m.timeout_ms = timeout_ms;
@@ -202,9 +227,25 @@ impl TxnCoordinator {
     ) -> Result<()> {
         let mut txns = self.txns.lock();
         let m = checked(&mut txns, transactional_id, producer)?;
-        if m.state != TransactionState::Ongoing {
-            self.offsets.lock().remove(transactional_id);
-            return Ok(());
+        match m.state {
+            TransactionState::Ongoing => {}
+            // An earlier end failed after its decision was made durable: a retry of the
+            // same end writes the markers again (a partition that has its marker already
+            // is unchanged by a second one); the other end is refused, as Kafka does.
+            TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
+                if (m.state == TransactionState::PrepareCommit) != commit {
+                    let reason = if commit {
+                        "the transaction is being aborted"
+                    } else {
+                        "the transaction is being committed"
+                    };
+                    return Err(invalid(transactional_id, reason));
+                }
+            }
+            _ => {
+                self.offsets.lock().remove(transactional_id);
+                return Ok(());
+            }
         }
         complete(broker, transactional_id, m, commit)?;
         let offsets = self.offsets.lock().remove(transactional_id);
@@ -215,28 +256,76 @@ impl TxnCoordinator {
     }
 
     /// Aborts every transaction open for longer than its timeout, bumping its epoch so
-    /// that its producer is fenced; returns the transactional ids aborted.
+    /// that its producer is fenced, and finishes every end that failed half-way (its
+    /// decision is durable; its markers are written again); returns the transactional
+    /// ids aborted.
+    ///
+    /// A failed abort still takes effect in memory (the bumped epoch, the prepared
+    /// state), so the fenced producer cannot commit meanwhile; one transaction's failure
+    /// does not keep the others from being aborted.
     ///
     /// # Errors
-    /// A write error.
+    /// The first write error.
     pub(crate) fn abort_expired(&self, broker: &Broker) -> Result<Vec<String>> {
         let now = broker.config().clock.now_ms();
         let mut txns = self.txns.lock();
         let mut aborted = Vec::new();
+        let mut first_error = None;
         for (id, m) in txns.iter_mut() {
+            if matches!(
+                m.state,
+                TransactionState::PrepareCommit | TransactionState::PrepareAbort
+            ) {
+                // Each retry writes the markers of the partitions that have one already
+                // again, so a partition that keeps failing is retried at a slower pace.
+                if now.saturating_sub(m.last_update_ms) < END_RETRY_MS {
+                    continue;
+                }
+                m.last_update_ms = now;
+                let commit = m.state == TransactionState::PrepareCommit;
+                match complete(broker, id, m, commit) {
+                    Ok(()) => {
+                        let offsets = self.offsets.lock().remove(id);
+                        if commit && let Some(offsets) = offsets {
+                            broker.inner.groups.apply_transactional_offsets(offsets);
+                        }
+                        if !commit {
+                            aborted.push(id.clone());
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                continue;
+            }
             let expired = m.state == TransactionState::Ongoing
                 && now.saturating_sub(m.start_ms) > i64::from(m.timeout_ms);
             if !expired {
                 continue;
             }
             let mut next = m.clone();
-            bump_epoch(broker, &mut next)?;
-            complete(broker, id, &mut next, false)?;
+            if let Err(e) = bump_epoch(broker, &mut next) {
+                first_error.get_or_insert(e);
+                continue;
+            }
+            let result = complete(broker, id, &mut next, false);
+            // Adopted even when a marker write failed: the abort was decided with the
+            // new epoch (durably, unless the prepare write itself failed), so the old
+            // producer must be fenced from here on.
             *m = next;
             self.offsets.lock().remove(id);
-            aborted.push(id.clone());
+            match result {
+                Ok(()) => aborted.push(id.clone()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(aborted)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(aborted),
+        }
     }
 
     /// Every transactional id's state, by id.
@@ -304,9 +393,13 @@ fn complete(broker: &Broker, id: &str, m: &mut TxnMetadata, commit: bool) -> Res
         )
     };
     if m.state != prepare {
-        m.state = prepare;
-        m.last_update_ms = now;
-        state_log::write(broker, id, m)?;
+        // Prepared in memory only once it is durable: markers are written only for a
+        // decision (and epoch) that the recovery at open will find.
+        let mut prepared = m.clone();
+        prepared.state = prepare;
+        prepared.last_update_ms = now;
+        state_log::write(broker, id, &prepared)?;
+        *m = prepared;
     }
     for tp in &m.partitions {
         write_marker(broker, tp, m.producer_id, m.producer_epoch, commit)?;
@@ -370,6 +463,7 @@ fn write_marker(
 mod tests {
     use super::*;
     use crate::{BrokerConfig, ProducerConfig, ProducerRecord, TopicConfig};
+    use std::collections::HashMap;
 
     /// A crash after `PrepareCommit` was made durable and before the markers: reopening
     /// writes the COMMIT marker, so the records become visible, and completes the state.
@@ -416,5 +510,119 @@ mod tests {
             ControlRecordType::Commit
         );
         assert!(log.aborted_transactions(0, 2).unwrap().is_empty());
+    }
+
+    /// A commit decided (PrepareCommit) but not finished when a new producer with the
+    /// same transactional id initialises: its init writes the COMMIT markers, and the
+    /// offsets sent in that transaction must become the group's committed offsets then,
+    /// not only after a reopen (a consumer starting meanwhile would re-read input whose
+    /// output is committed).
+    #[test]
+    fn an_init_that_finishes_a_prepared_commit_applies_its_offsets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+        broker
+            .create_topic("in", 1, TopicConfig::default())
+            .unwrap();
+        broker
+            .create_topic("out", 1, TopicConfig::default())
+            .unwrap();
+        let config = ProducerConfig {
+            transactional_id: Some("r".into()),
+            ..ProducerConfig::default()
+        };
+        let p = broker.producer(config.clone());
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        drop(
+            p.send(ProducerRecord::new("out", b"v").partition(0))
+                .unwrap(),
+        );
+        let input = TopicPartition::new("in", 0);
+        let offsets = HashMap::from([(input.clone(), 5)]);
+        p.send_offsets_to_transaction(&offsets, "g").unwrap();
+        p.flush().unwrap();
+        // What `complete` makes durable first; then its marker writes "fail".
+        let mut m = broker.inner.txns.txns.lock()["r"].clone();
+        m.state = TransactionState::PrepareCommit;
+        state_log::write(&broker, "r", &m).unwrap();
+        broker.inner.txns.txns.lock().insert("r".into(), m);
+        let successor = broker.producer(config);
+        successor.init_transactions().unwrap();
+        let out = broker.partition("out", 0).unwrap().log().clone();
+        assert_eq!(
+            out.last_stable_offset(),
+            2,
+            "the record and its COMMIT marker"
+        );
+        let committed = broker
+            .inner
+            .groups
+            .committed("g", std::slice::from_ref(&input));
+        assert_eq!(committed.get(&input).map(|o| o.offset), Some(5));
+    }
+
+    /// An end that failed after its decision was made durable is finished by the
+    /// timeout thread's next attempts (not only by a reopen), offsets included.
+    #[test]
+    fn the_timeout_check_finishes_a_prepared_commit_after_its_retry_interval() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = std::sync::Arc::new(crate::ManualClock::new(1_700_000_000_000));
+        let broker = Broker::open(
+            tmp.path(),
+            BrokerConfig {
+                clock: clock.clone(),
+                ..BrokerConfig::default()
+            },
+        )
+        .unwrap();
+        broker
+            .create_topic("in", 1, TopicConfig::default())
+            .unwrap();
+        broker
+            .create_topic("out", 1, TopicConfig::default())
+            .unwrap();
+        let p = broker.producer(ProducerConfig {
+            transactional_id: Some("r".into()),
+            ..ProducerConfig::default()
+        });
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        drop(
+            p.send(ProducerRecord::new("out", b"v").partition(0))
+                .unwrap(),
+        );
+        let input = TopicPartition::new("in", 0);
+        p.send_offsets_to_transaction(&HashMap::from([(input.clone(), 7)]), "g")
+            .unwrap();
+        p.flush().unwrap();
+        let mut m = broker.inner.txns.txns.lock()["r"].clone();
+        m.state = TransactionState::PrepareCommit;
+        state_log::write(&broker, "r", &m).unwrap();
+        broker.inner.txns.txns.lock().insert("r".into(), m);
+        let out = broker.partition("out", 0).unwrap().log().clone();
+        assert_eq!(
+            broker.abort_expired_transactions().unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            out.last_stable_offset(),
+            0,
+            "not retried before the interval"
+        );
+        clock.advance(END_RETRY_MS + 1);
+        broker.abort_expired_transactions().unwrap();
+        assert_eq!(
+            broker.transactions()[0].state,
+            TransactionState::CompleteCommit
+        );
+        assert_eq!(out.last_stable_offset(), 2);
+        let committed = broker
+            .inner
+            .groups
+            .committed("g", std::slice::from_ref(&input));
+        assert_eq!(committed.get(&input).map(|o| o.offset), Some(7));
+        // The producer's retry of its commit now finds it done.
+        p.commit_transaction().unwrap();
     }
 }
