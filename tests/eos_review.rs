@@ -526,3 +526,61 @@ fn no_marker_is_written_for_an_abort_whose_decision_was_not_recorded() {
     assert_eq!(read_committed(&broker, "a"), Vec::<String>::new());
     assert_eq!(read_committed(&broker, "b"), Vec::<String>::new());
 }
+
+/// Records sent by another thread while a transaction commits either join it (flushed
+/// before the COMMIT marker) or are refused; none lands after the marker, where it
+/// would open a transaction the coordinator never heard of and hold the last stable
+/// offset back for good.
+#[test]
+fn sends_racing_a_commit_join_it_or_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+    broker
+        .create_topic("race", 1, TopicConfig::default())
+        .unwrap();
+    let p = txn_producer(&broker, "racer", Duration::from_secs(60));
+    let mut total = 0;
+    for round in 0..20 {
+        p.begin_transaction().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = {
+            let (p, stop) = (p.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut accepted = 0u32;
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Acquire) {
+                        return accepted;
+                    }
+                    let value = format!("{round}-{i}");
+                    match p.send(ProducerRecord::new("race", value.as_bytes()).partition(0)) {
+                        Ok(h) => {
+                            drop(h);
+                            accepted += 1;
+                        }
+                        Err(Error::InvalidTxnState { .. }) => return accepted,
+                        Err(e) => panic!("unexpected send error: {e}"),
+                    }
+                }
+                unreachable!()
+            })
+        };
+        std::thread::sleep(Duration::from_micros(200 * (round % 5)));
+        p.commit_transaction().unwrap();
+        // Sends after the commit must fail; give the sender a moment to try some.
+        std::thread::sleep(Duration::from_millis(2));
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let accepted = sender.join().unwrap();
+        total += accepted as usize;
+        let log = broker.partition("race", 0).unwrap().log().clone();
+        assert_eq!(
+            log.last_stable_offset(),
+            log.log_end_offset(),
+            "round {round}: {accepted} records accepted; nothing may stay open after the commit"
+        );
+    }
+    // Every accepted record committed, once.
+    let committed = read_committed(&broker, "race");
+    assert_eq!(committed.len(), total);
+    let distinct: std::collections::HashSet<_> = committed.iter().collect();
+    assert_eq!(distinct.len(), total);
+}

@@ -704,6 +704,18 @@ impl Producer {
     /// appends it at once), sparing the sender thread a wake-up.
     fn send_with(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         self.check_open()?;
+        if let Some(txn) = &self.inner.txn {
+            let accepting = txn.accepting.read();
+            if !*accepting {
+                return Err(txn.not_accepting());
+            }
+            return self.send_unchecked(record, linger);
+        }
+        self.send_unchecked(record, linger)
+    }
+
+    /// `send_with` past the transactional check.
+    fn send_unchecked(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         if let Some(topics) = self.hot_topic(record.topic) {
             return self.send_to(topics, &record, linger);
         }

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::idempotence::ProducerId;
 use super::{Producer, ProducerConfig};
@@ -36,6 +36,12 @@ pub(crate) struct TxnState {
     /// The broker, weakly: queues hold this, and must not keep a closed broker alive.
     broker: std::sync::Weak<crate::broker::Inner>,
     progress: Mutex<Progress>,
+    /// Whether `send` may add records: true from `begin_transaction` until
+    /// `commit_transaction` or `abort_transaction` starts. Sends hold it shared while
+    /// they add their record, and an end takes it exclusively to close it, so every
+    /// record is either in the batches the end flushes or refused; none can reach a
+    /// partition after its marker and open a transaction the coordinator never heard of.
+    pub(crate) accepting: RwLock<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +59,7 @@ impl TxnState {
             timeout_ms: config.transaction_timeout.as_millis().min(i32::MAX as u128) as i32,
             broker: Arc::downgrade(&broker.inner),
             progress: Mutex::new(Progress::default()),
+            accepting: RwLock::new(false),
         }))
     }
 
@@ -61,6 +68,13 @@ impl TxnState {
             transactional_id: self.transactional_id.clone(),
             reason,
         }
+    }
+
+    /// The error of a send outside a transaction (or while it is being ended).
+    pub(crate) fn not_accepting(&self) -> Error {
+        self.invalid(
+            "records can only be sent inside a transaction, before its commit or abort starts",
+        )
     }
 
     /// The error of a call before `init_transactions`.
@@ -175,6 +189,7 @@ impl Producer {
         }
         p.in_transaction = true;
         p.partitions.clear();
+        *txn.accepting.write() = true;
         Ok(())
     }
 
@@ -233,7 +248,9 @@ impl Producer {
     /// # Errors
     /// [`Error::InvalidTxnState`] outside a transaction; [`Error::BatchFailed`] when a
     /// batch of the transaction failed (abort then); [`Error::TransactionFenced`]; a
-    /// write error (the coordinator finishes the commit when the broker is reopened).
+    /// write error (the commit is decided: calling this again finishes it, and so do the
+    /// broker's timeout thread and a reopen). From the moment this is called until the
+    /// next `begin_transaction`, `send` fails with [`Error::InvalidTxnState`].
     pub fn commit_transaction(&self) -> Result<()> {
         self.end_transaction(true)
     }
@@ -252,6 +269,9 @@ impl Producer {
         if !txn.progress.lock().in_transaction {
             return Err(txn.invalid("no transaction is open"));
         }
+        // No record joins the transaction after this point: sends in progress finish
+        // adding theirs first, and the flush below takes them all.
+        *txn.accepting.write() = false;
         let flushed = self.flush();
         if commit {
             flushed?;
