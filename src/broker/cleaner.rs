@@ -179,8 +179,9 @@ impl Broker {
     /// compact. Checkpoints are written afterwards.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic); what
-    /// [`Log::apply_retention`] and [`Log::compact`] return.
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic); the first failure of
+    /// [`Log::apply_retention`] or [`Log::compact`] (the other partitions are still
+    /// cleaned).
     pub fn clean_topic(&self, topic: &str) -> Result<Vec<PartitionCleanReport>> {
         self.check_open()?;
         let t = self.existing_topic(topic)?;
@@ -246,37 +247,60 @@ impl Broker {
         retention: bool,
         force: bool,
     ) -> Result<Vec<PartitionCleanReport>> {
-        let c = &t.config;
         let logs: Vec<Arc<Log>> = t.partitions.read().clone();
         let mut out = Vec::with_capacity(logs.len());
         let mut moved = false;
+        // A partition that fails (a corrupt segment, a swap that failed and disabled its
+        // cleaning) must not keep the topic's other partitions from being cleaned.
+        let mut first_err = None;
         for (p, log) in logs.iter().enumerate() {
             let mut report = PartitionCleanReport {
                 partition: p as i32,
                 ..PartitionCleanReport::default()
             };
-            if retention {
-                let (ms, bytes) = match c.cleanup_policy.deletes() {
-                    true => (c.retention_ms, c.retention_bytes),
-                    false => (-1, -1),
-                };
-                report.retention = log.apply_retention(ms, bytes)?;
-                moved |= !report.retention.deleted_segments.is_empty();
+            let result = self.clean_log(t, log, retention, force, &mut report);
+            moved |= !report.retention.deleted_segments.is_empty();
+            match result {
+                Ok(()) => out.push(report),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
-            if c.cleanup_policy.compacts() && (force || self.should_compact(log, c)) {
-                let config = CompactionConfig {
-                    delete_retention_ms: c.delete_retention_ms,
-                    min_compaction_lag_ms: c.min_compaction_lag_ms,
-                    dedupe_buffer_bytes: self.inner.config.cleaner.dedupe_buffer_size,
-                };
-                report.compaction = Some(log.compact(&config)?);
-            }
-            out.push(report);
         }
         if moved {
             self.inner.dir.checkpoint()?;
         }
-        Ok(out)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn clean_log(
+        &self,
+        t: &Topic,
+        log: &Log,
+        retention: bool,
+        force: bool,
+        report: &mut PartitionCleanReport,
+    ) -> Result<()> {
+        let c = &t.config;
+        if retention {
+            let (ms, bytes) = match c.cleanup_policy.deletes() {
+                true => (c.retention_ms, c.retention_bytes),
+                false => (-1, -1),
+            };
+            report.retention = log.apply_retention(ms, bytes)?;
+        }
+        if c.cleanup_policy.compacts() && (force || self.should_compact(log, c)) {
+            let config = CompactionConfig {
+                delete_retention_ms: c.delete_retention_ms,
+                min_compaction_lag_ms: c.min_compaction_lag_ms,
+                dedupe_buffer_bytes: self.inner.config.cleaner.dedupe_buffer_size,
+            };
+            report.compaction = Some(log.compact(&config)?);
+        }
+        Ok(())
     }
 
     /// Kafka's eligibility: dirty ratio above `min.cleanable.dirty.ratio`, or dirty data

@@ -225,12 +225,7 @@ impl Log {
         if self.is_closed() {
             return Err(Error::Closed(self.name.clone()));
         }
-        if let Some(cause) = self.cleanup.disabled.lock().clone() {
-            return Err(Error::CleanerDisabled {
-                partition: self.name.clone(),
-                cause,
-            });
-        }
+        self.check_cleanup_enabled()?;
         let now = self.clock.now_ms();
         let segs: Vec<Arc<Segment>> = self.segments.read().clone();
         let Some((active, sealed)) = segs.split_last() else {
@@ -290,6 +285,21 @@ impl Log {
         report.end_offset = end;
         self.cleanup.first_dirty.store(end, Ordering::Release);
         Ok(report)
+    }
+
+    /// [`Error::CleanerDisabled`] once a swap failed in this session. The segment list in
+    /// memory then no longer matches the files on disk (the failed swap may have renamed
+    /// the cleaned segments' files and put its output under the first one's name), so no
+    /// cleanup — compaction, retention or `delete_records` — may delete files by name
+    /// until a reopen has finished or undone the swap.
+    pub(super) fn check_cleanup_enabled(&self) -> Result<()> {
+        match self.cleanup.disabled.lock().clone() {
+            Some(cause) => Err(Error::CleanerDisabled {
+                partition: self.name.clone(),
+                cause,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Step 1: the header scan for transactions.

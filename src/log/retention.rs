@@ -49,8 +49,9 @@ impl Log {
     /// offset. The log start offset moves to the first surviving segment's base.
     ///
     /// # Errors
-    /// [`Error::Closed`] after [`Log::close`]; [`Error::Io`] naming the file that could
-    /// not be renamed or deleted; a roll's errors.
+    /// [`Error::Closed`] after [`Log::close`]; [`Error::CleanerDisabled`] after a
+    /// compaction's swap failed in this session (until reopened); [`Error::Io`] naming
+    /// the file that could not be renamed or deleted; a roll's errors.
     pub fn apply_retention(
         &self,
         retention_ms: i64,
@@ -60,6 +61,7 @@ impl Log {
         if self.is_closed() {
             return Err(Error::Closed(self.name.clone()));
         }
+        self.check_cleanup_enabled()?;
         let now = self.clock.now_ms();
         let by_time = |segs: &[Arc<Segment>]| {
             if retention_ms < 0 {
@@ -107,6 +109,8 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::Closed`] after [`Log::close`];
+    /// [`Error::CleanerDisabled`] after a compaction's swap failed in this session (until
+    /// reopened);
     /// [`Error::OffsetOutOfRange`] when `before_offset` is above the log end offset;
     /// [`Error::Io`] naming a file that could not be deleted.
     pub fn delete_records(&self, before_offset: i64) -> Result<i64> {
@@ -114,6 +118,7 @@ impl Log {
         if self.is_closed() {
             return Err(Error::Closed(self.name.clone()));
         }
+        self.check_cleanup_enabled()?;
         let end = self.log_end_offset();
         if before_offset > end || before_offset < 0 {
             return Err(Error::OffsetOutOfRange {

@@ -1,0 +1,165 @@
+//! Regression tests for bugs found reviewing the cleanup code (retention, delete_records,
+//! compaction, the swap protocol and the broker's cleaner).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use partlog::{
+    BatchBuilder, Broker, BrokerConfig, CleanerConfig, CleanupPolicy, Codecs, CompactionConfig,
+    Compression, Error, Log, LogConfig, LogOptions, ManualClock, SwapStep, TopicConfig,
+};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn open(dir: &Path, log_start_offset: i64) -> Log {
+    let options = LogOptions {
+        clock: Arc::new(ManualClock::new(T0)),
+        log_start_offset,
+        ..LogOptions::default()
+    };
+    Log::open_with(dir.join("t-0"), LogConfig::default(), options).unwrap()
+}
+
+fn put(log: &Log, key: &str, value: &str) {
+    let mut b = BatchBuilder::new(Compression::None);
+    b.push(T0, Some(key.as_bytes()), Some(value.as_bytes()), &[]);
+    log.append(b.build(&Codecs::default()).unwrap()).unwrap();
+}
+
+/// Three sealed segments, `k0` overwritten in the last one (so compaction changes the
+/// first), and an empty active segment.
+fn three_segments(log: &Log) {
+    put(log, "k0", "a");
+    put(log, "k1", "a");
+    log.roll_now().unwrap();
+    put(log, "k2", "a");
+    put(log, "k3", "a");
+    log.roll_now().unwrap();
+    put(log, "k0", "b");
+    put(log, "k4", "a");
+    log.roll_now().unwrap();
+}
+
+/// key → (offset, value) of the latest record per key at or above the log start.
+fn latest(log: &Log) -> BTreeMap<String, (i64, String)> {
+    let mut out = BTreeMap::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        for b in log.read(next, 1 << 20).unwrap() {
+            for r in b.records(log.codecs()).unwrap() {
+                let r = r.unwrap();
+                if r.offset >= next {
+                    let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+                    let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+                    out.insert(key, (r.offset, value));
+                }
+            }
+            next = b.next_offset();
+        }
+    }
+    out
+}
+
+fn fail_at_swap_list(log: &Log) {
+    log.set_swap_hook(Some(Arc::new(|step: &SwapStep| match step {
+        SwapStep::SwapList => Err(Error::Closed("injected swap failure".into())),
+        _ => Ok(()),
+    })));
+}
+
+/// After a swap failed past its renames, the segments listed in memory no longer match
+/// the files on disk: deleting the oldest one by name used to unlink the cleaner's output
+/// (which holds every cleaned segment's records), so the reopened log lost the records of
+/// the other cleaned segments.
+#[test]
+fn delete_records_after_a_failed_swap_loses_no_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 0);
+    three_segments(&log);
+    let before = latest(&log);
+    fail_at_swap_list(&log);
+    assert!(log.compact(&CompactionConfig::default()).is_err());
+    let result = log.delete_records(2);
+    let start = log.log_start_offset();
+    drop(log);
+    let log = open(dir.path(), start);
+    let after = latest(&log);
+    let expected: BTreeMap<_, _> = before
+        .into_iter()
+        .filter(|(_, (offset, _))| *offset >= start)
+        .collect();
+    assert_eq!(after, expected);
+    assert_eq!(log.log_end_offset(), 6);
+    assert!(
+        matches!(result, Err(Error::CleanerDisabled { .. })),
+        "{result:?}"
+    );
+}
+
+/// The same with retention by size deleting the oldest segment.
+#[test]
+fn retention_after_a_failed_swap_loses_no_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 0);
+    three_segments(&log);
+    let before = latest(&log);
+    fail_at_swap_list(&log);
+    assert!(log.compact(&CompactionConfig::default()).is_err());
+    let result = log.apply_retention(-1, 1);
+    let start = log.log_start_offset();
+    drop(log);
+    let log = open(dir.path(), start);
+    let after = latest(&log);
+    let expected: BTreeMap<_, _> = before
+        .into_iter()
+        .filter(|(_, (offset, _))| *offset >= start)
+        .collect();
+    assert_eq!(after, expected);
+    assert!(
+        matches!(result, Err(Error::CleanerDisabled { .. })),
+        "{result:?}"
+    );
+    assert_eq!(start, 0);
+}
+
+fn broker_config() -> BrokerConfig {
+    BrokerConfig {
+        cleaner: CleanerConfig {
+            enable: false,
+            ..CleanerConfig::default()
+        },
+        ..BrokerConfig::default()
+    }
+}
+
+/// One partition whose cleaning fails (here: its swap fails, so its cleaning is
+/// disabled) used to stop the pass over its topic, so the topic's later partitions were
+/// never compacted nor had retention applied.
+#[test]
+fn a_failing_partition_does_not_stop_cleaning_of_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), broker_config()).unwrap();
+    let topic = TopicConfig {
+        cleanup_policy: CleanupPolicy::CompactDelete,
+        retention_ms: -1,
+        ..TopicConfig::default()
+    };
+    broker.create_topic("t", 2, topic).unwrap();
+    let logs: Vec<Arc<Log>> = (0..2)
+        .map(|p| broker.partition("t", p).unwrap().log().clone())
+        .collect();
+    for log in &logs {
+        three_segments(log);
+    }
+    fail_at_swap_list(&logs[0]);
+    assert!(broker.clean_now().is_err());
+    // Partition 1 was compacted: k0's first record is gone, its first dirty offset moved.
+    assert_eq!(logs[1].first_dirty_offset(), 6);
+    let p1 = latest(&logs[1]);
+    assert_eq!(p1["k0"], (4, "b".to_string()));
+    assert_eq!(logs[1].read(0, 1 << 20).unwrap()[0].base_offset(), 1);
+    // And the next pass still reports partition 0's failure.
+    assert!(broker.clean_now().is_err());
+    broker.close().unwrap();
+}
