@@ -215,3 +215,37 @@ fn retention_never_deletes_a_record_appended_during_the_pass() {
         log.delete_records(log.log_end_offset()).unwrap();
     }
 }
+
+/// A marker emptied after its delete horizon stays as an empty control batch (the last
+/// batch of its group). Every later pass used to "rebuild" it — to the same bytes — and
+/// so rewrote and swapped its whole segment again, forever: compaction never settled.
+#[test]
+fn an_emptied_marker_does_not_make_every_pass_rewrite_its_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("t-0");
+    std::fs::create_dir_all(&part).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/kafka-golden/00000000000000000000.log");
+    std::fs::copy(golden, part.join("00000000000000000000.log")).unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let options = LogOptions {
+        clock: clock.clone(),
+        ..LogOptions::default()
+    };
+    let log = Log::open_with(&part, LogConfig::default(), options).unwrap();
+    log.roll_now().unwrap();
+    let config = CompactionConfig::default();
+    log.compact(&config).unwrap();
+    clock.set(T0 + config.delete_retention_ms);
+    log.compact(&config).unwrap();
+    let last = log.read(28, 1 << 20).unwrap();
+    assert!(last[0].is_control());
+    assert_eq!((last[0].base_offset(), last[0].records_count()), (28, 0));
+    let before = std::fs::read(part.join("00000000000000000000.log")).unwrap();
+    for _ in 0..2 {
+        let r = log.compact(&config).unwrap();
+        assert_eq!((r.segments_cleaned, r.bytes_written), (0, 0), "{r:?}");
+    }
+    let after = std::fs::read(part.join("00000000000000000000.log")).unwrap();
+    assert_eq!(after, before);
+}

@@ -507,6 +507,10 @@ impl Log {
         if b.is_control() {
             let kind = self.control_type(seg, b)?;
             let had_data = rw.txn_kept.insert(pid, false).unwrap_or(false);
+            if b.records_count() == 0 {
+                // A marker already emptied (kept as its group's last batch): nothing to do.
+                return Ok(Outcome::Keep);
+            }
             let emptied = kind == Some(ControlRecordType::Abort) || !had_data;
             if b.last_offset() >= rw.end || !emptied || !b.is_transactional() {
                 return Ok(Outcome::Keep);
