@@ -203,7 +203,7 @@ impl Log {
             .saturating_sub(1);
         let mut out = Vec::new();
         for seg in &segs[first..] {
-            for e in txn_index::read(&txn_index::path(&self.dir, seg.base_offset()))? {
+            for e in swap::read_txn_index(&self.dir, seg.base_offset())? {
                 if e.last_offset >= from && e.first_offset < upper {
                     out.push(e);
                 }

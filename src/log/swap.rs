@@ -67,6 +67,18 @@ fn remove(path: &Path) -> Result<()> {
     }
 }
 
+/// The aborted transactions of the segment at `base`, from its `.txnindex`, or from its
+/// `.txnindex.deleted` while a swap replacing it is under way: readers go on reading the
+/// old segment until the list is swapped (step 5), after its files were renamed (step 3),
+/// and a read_committed reader must still learn which of its records were aborted.
+pub(super) fn read_txn_index(dir: &Path, base: i64) -> Result<Vec<super::AbortedTxn>> {
+    let path = with_suffix(dir, base, "txnindex", "");
+    if path.exists() {
+        return super::txn_index::read(&path);
+    }
+    super::txn_index::read(&with_suffix(dir, base, "txnindex", DELETED))
+}
+
 /// Steps 2–4 for the output segment at `new_base` replacing the segments `old_bases`.
 pub(super) fn rename_into_place(
     dir: &Path,
