@@ -178,6 +178,10 @@ pub(super) fn finish_interrupted(dir: &Path, report: &mut RecoveryReport) -> Res
             hi = hi.max(next.unwrap_or(base + 1));
         }
         replace_range(dir, lo, hi, report)?;
+        // The replaced files must be gone on disk before the output takes their place:
+        // a power loss keeping the rename but not the unlinks would leave two segments
+        // over the same offsets.
+        sync_dir(dir)?;
         for &base in &keep {
             let to = with_suffix(dir, base, "log", "");
             rename(&with_suffix(dir, base, "log", SWAP), &to)?;
