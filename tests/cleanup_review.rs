@@ -305,3 +305,44 @@ fn read_committed_never_sees_aborted_records_during_a_swap() {
         );
     }
 }
+
+/// Dropping the broker (its last handle) while the background cleaner was in a pass left
+/// the cleaner thread holding the broker, and with it the directory lock, until the pass
+/// ended: opening the directory again right away failed with `Error::Locked`.
+#[test]
+fn reopening_right_after_a_drop_during_a_cleaner_pass_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || BrokerConfig {
+        cleaner: CleanerConfig {
+            backoff: std::time::Duration::from_millis(10),
+            ..CleanerConfig::default()
+        },
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::open(dir.path(), config()).unwrap();
+    let topic = TopicConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        min_cleanable_dirty_ratio: partlog::Ratio::new(0.0).unwrap(),
+        ..TopicConfig::default()
+    };
+    broker.create_topic("t", 1, topic).unwrap();
+    let log = broker.partition("t", 0).unwrap().log().clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    log.set_swap_hook(Some(Arc::new(move |step: &SwapStep| {
+        if *step == SwapStep::SwapList {
+            let _ = tx.lock().unwrap().send(());
+            std::thread::sleep(std::time::Duration::from_millis(700));
+        }
+        Ok(())
+    })));
+    three_segments(&log);
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the cleaner compacts by itself");
+    drop(log);
+    drop(broker);
+    let broker = Broker::open(dir.path(), config()).unwrap();
+    let log = broker.partition("t", 0).unwrap().log().clone();
+    assert_eq!(latest(&log)["k0"], (4, "b".to_string()));
+    broker.close().unwrap();
+}

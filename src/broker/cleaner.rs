@@ -104,6 +104,10 @@ struct Signal {
 pub(crate) struct CleanerThread {
     signal: Arc<(Mutex<Signal>, Condvar)>,
     handle: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the thread holds a strong reference to the broker (during a pass); set
+    /// and cleared under this lock together with taking and dropping the reference.
+    holding: Arc<Mutex<bool>>,
+    thread: Mutex<Option<std::thread::ThreadId>>,
 }
 
 impl CleanerThread {
@@ -115,11 +119,17 @@ impl CleanerThread {
         }
         let weak: Weak<Inner> = Arc::downgrade(inner);
         let signal = inner.cleaner.signal.clone();
+        let holding = inner.cleaner.holding.clone();
         let handle = std::thread::Builder::new()
             .name("partlog-cleaner".into())
-            .spawn(move || run(&weak, &signal, &config))?;
+            .spawn(move || run(&weak, &signal, &holding, &config))?;
+        *inner.cleaner.thread.lock() = Some(handle.thread().id());
         *inner.cleaner.handle.lock() = Some(handle);
         Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.signal.0.lock().stop
     }
 
     /// Stops the thread and waits for it (unless called on the thread itself).
@@ -148,7 +158,31 @@ impl Drop for CleanerThread {
     }
 }
 
-fn run(weak: &Weak<Inner>, signal: &(Mutex<Signal>, Condvar), config: &CleanerConfig) {
+/// When the user drops the last handle of a broker while the cleaner is in a pass, the
+/// cleaner's own handle would keep the broker — and its directory lock — alive until the
+/// pass ends, so opening the directory again right away would fail with
+/// [`Error::Locked`](crate::Error::Locked). The last user handle therefore stops the
+/// cleaner and waits for it (it stops after the partition it is cleaning), so the broker
+/// is dropped, and its lock released, before this drop returns.
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let cleaner = &self.inner.cleaner;
+        if *cleaner.thread.lock() == Some(std::thread::current().id()) {
+            return;
+        }
+        let last = *cleaner.holding.lock() && Arc::strong_count(&self.inner) == 2;
+        if last {
+            cleaner.stop();
+        }
+    }
+}
+
+fn run(
+    weak: &Weak<Inner>,
+    signal: &(Mutex<Signal>, Condvar),
+    holding: &Mutex<bool>,
+    config: &CleanerConfig,
+) {
     let mut last_retention = Instant::now();
     loop {
         {
@@ -160,14 +194,21 @@ fn run(weak: &Weak<Inner>, signal: &(Mutex<Signal>, Condvar), config: &CleanerCo
                 return;
             }
         }
-        let Some(inner) = weak.upgrade() else { return };
-        let broker = Broker { inner };
+        let broker = {
+            let mut holding = holding.lock();
+            let Some(inner) = weak.upgrade() else { return };
+            *holding = true;
+            Broker { inner }
+        };
         let retention = last_retention.elapsed() >= config.retention_check_interval;
         if retention {
             last_retention = Instant::now();
         }
         let result = broker.clean_pass(retention, false);
         signal.0.lock().last_error = result.err().map(|e| e.to_string());
+        let mut holding = holding.lock();
+        *holding = false;
+        drop(broker);
     }
 }
 
@@ -227,7 +268,7 @@ impl Broker {
         let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
         let mut first_err = None;
         for t in topics {
-            if self.inner.closed.load(Ordering::Acquire) {
+            if self.inner.closed.load(Ordering::Acquire) || self.inner.cleaner.stopping() {
                 break;
             }
             if let Err(e) = self.clean_topic_logs(&t, retention, force) {
