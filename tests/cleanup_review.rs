@@ -346,3 +346,45 @@ fn reopening_right_after_a_drop_during_a_cleaner_pass_works() {
     assert_eq!(latest(&log)["k0"], (4, "b".to_string()));
     broker.close().unwrap();
 }
+
+/// A log start offset checkpointed above the log end offset (delete_records up to records
+/// a crash then lost before they were fsynced) was clamped down to the log end, so the
+/// offsets below the deleted point were handed out again. Kafka's loader deletes every
+/// segment and starts the log empty at the checkpointed start.
+#[test]
+fn a_checkpointed_start_above_the_log_end_starts_an_empty_log_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 0);
+    for i in 0..3 {
+        put(&log, "k", &format!("v{i}"));
+    }
+    log.roll_now().unwrap();
+    for i in 3..5 {
+        put(&log, "k", &format!("v{i}"));
+    }
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), 8);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (8, 8));
+    assert!(matches!(
+        log.read(4, 1 << 20),
+        Err(Error::OffsetOutOfRange {
+            log_start_offset: 8,
+            log_end_offset: 8,
+            ..
+        })
+    ));
+    let mut b = BatchBuilder::new(Compression::None);
+    b.push(T0, Some(b"k"), Some(b"new"), &[]);
+    assert_eq!(
+        log.append(b.build(&Codecs::default()).unwrap())
+            .unwrap()
+            .base_offset,
+        8
+    );
+    assert_eq!(latest(&log)["k"], (8, "new".to_string()));
+    drop(log);
+    let log = open(dir.path(), 8);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (8, 9));
+    assert_eq!(latest(&log)["k"], (8, "new".to_string()));
+}
