@@ -443,3 +443,31 @@ fn cleaned_indexes_match_the_rebuilt_ones() {
     );
     assert_eq!(cleaned, rebuilt);
 }
+
+/// Kafka refuses DeleteRecords on a partition whose `cleanup.policy` does not include
+/// `delete` (`PolicyViolationException`): a compacted-only topic keeps every key's latest
+/// value. The broker moved its log start offset anyway.
+#[test]
+fn delete_records_is_refused_on_a_compact_only_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), broker_config()).unwrap();
+    for (name, policy) in [
+        ("c", CleanupPolicy::Compact),
+        ("cd", CleanupPolicy::CompactDelete),
+    ] {
+        let topic = TopicConfig {
+            cleanup_policy: policy,
+            ..TopicConfig::default()
+        };
+        broker.create_topic(name, 1, topic).unwrap();
+        three_segments(broker.partition(name, 0).unwrap().log());
+    }
+    let err = broker.delete_records("c", 0, 2).unwrap_err();
+    assert!(
+        matches!(&err, Error::PolicyViolation { topic, partition: 0, .. } if topic == "c"),
+        "{err:?}"
+    );
+    assert_eq!(broker.partition("c", 0).unwrap().log_start_offset(), 0);
+    assert_eq!(broker.delete_records("cd", 0, 2).unwrap(), 2);
+    broker.close().unwrap();
+}

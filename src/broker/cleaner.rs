@@ -249,11 +249,21 @@ impl Broker {
     /// # Errors
     /// [`Error::UnknownTopic`](crate::Error::UnknownTopic),
     /// [`Error::UnknownPartition`](crate::Error::UnknownPartition),
+    /// [`Error::PolicyViolation`](crate::Error::PolicyViolation) when the topic's
+    /// `cleanup.policy` does not include `delete` (as Kafka refuses DeleteRecords there),
     /// [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange) above the log end
     /// offset, [`Error::Io`](crate::Error::Io).
     pub fn delete_records(&self, topic: &str, partition: i32, before_offset: i64) -> Result<i64> {
         self.check_open()?;
-        let log = self.existing_topic(topic)?.log(partition)?;
+        let t = self.existing_topic(topic)?;
+        let log = t.log(partition)?;
+        if !t.config.cleanup_policy.deletes() {
+            return Err(crate::Error::PolicyViolation {
+                topic: topic.to_string(),
+                partition,
+                reason: "records cannot be deleted: cleanup.policy does not include delete",
+            });
+        }
         let start = log.delete_records(before_offset)?;
         self.inner.dir.checkpoint()?;
         Ok(start)
