@@ -429,6 +429,18 @@ pub enum Error {
         /// What is wrong.
         fault: Box<crate::AssignmentFault>,
     },
+    /// The request is not allowed by the topic's configuration (Kafka's
+    /// `PolicyViolationException`), such as deleting records of a topic whose
+    /// `cleanup.policy` does not include `delete`.
+    #[error("{topic}-{partition}: {reason}")]
+    PolicyViolation {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// What the policy forbids.
+        reason: &'static str,
+    },
 }
 
 impl Error {

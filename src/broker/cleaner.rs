@@ -104,6 +104,10 @@ struct Signal {
 pub(crate) struct CleanerThread {
     signal: Arc<(Mutex<Signal>, Condvar)>,
     handle: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the thread holds a strong reference to the broker (during a pass); set
+    /// and cleared under this lock together with taking and dropping the reference.
+    holding: Arc<Mutex<bool>>,
+    thread: Mutex<Option<std::thread::ThreadId>>,
 }
 
 impl CleanerThread {
@@ -115,11 +119,17 @@ impl CleanerThread {
         }
         let weak: Weak<Inner> = Arc::downgrade(inner);
         let signal = inner.cleaner.signal.clone();
+        let holding = inner.cleaner.holding.clone();
         let handle = std::thread::Builder::new()
             .name("partlog-cleaner".into())
-            .spawn(move || run(&weak, &signal, &config))?;
+            .spawn(move || run(&weak, &signal, &holding, &config))?;
+        *inner.cleaner.thread.lock() = Some(handle.thread().id());
         *inner.cleaner.handle.lock() = Some(handle);
         Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.signal.0.lock().stop
     }
 
     /// Stops the thread and waits for it (unless called on the thread itself).
@@ -148,7 +158,31 @@ impl Drop for CleanerThread {
     }
 }
 
-fn run(weak: &Weak<Inner>, signal: &(Mutex<Signal>, Condvar), config: &CleanerConfig) {
+/// When the user drops the last handle of a broker while the cleaner is in a pass, the
+/// cleaner's own handle would keep the broker — and its directory lock — alive until the
+/// pass ends, so opening the directory again right away would fail with
+/// [`Error::Locked`](crate::Error::Locked). The last user handle therefore stops the
+/// cleaner and waits for it (it stops after the partition it is cleaning), so the broker
+/// is dropped, and its lock released, before this drop returns.
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let cleaner = &self.inner.cleaner;
+        if *cleaner.thread.lock() == Some(std::thread::current().id()) {
+            return;
+        }
+        let last = *cleaner.holding.lock() && Arc::strong_count(&self.inner) == 2;
+        if last {
+            cleaner.stop();
+        }
+    }
+}
+
+fn run(
+    weak: &Weak<Inner>,
+    signal: &(Mutex<Signal>, Condvar),
+    holding: &Mutex<bool>,
+    config: &CleanerConfig,
+) {
     let mut last_retention = Instant::now();
     loop {
         {
@@ -160,14 +194,21 @@ fn run(weak: &Weak<Inner>, signal: &(Mutex<Signal>, Condvar), config: &CleanerCo
                 return;
             }
         }
-        let Some(inner) = weak.upgrade() else { return };
-        let broker = Broker { inner };
+        let broker = {
+            let mut holding = holding.lock();
+            let Some(inner) = weak.upgrade() else { return };
+            *holding = true;
+            Broker { inner }
+        };
         let retention = last_retention.elapsed() >= config.retention_check_interval;
         if retention {
             last_retention = Instant::now();
         }
         let result = broker.clean_pass(retention, false);
         signal.0.lock().last_error = result.err().map(|e| e.to_string());
+        let mut holding = holding.lock();
+        *holding = false;
+        drop(broker);
     }
 }
 
@@ -179,8 +220,9 @@ impl Broker {
     /// compact. Checkpoints are written afterwards.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic); what
-    /// [`Log::apply_retention`] and [`Log::compact`] return.
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic); the first failure of
+    /// [`Log::apply_retention`] or [`Log::compact`] (the other partitions are still
+    /// cleaned).
     pub fn clean_topic(&self, topic: &str) -> Result<Vec<PartitionCleanReport>> {
         self.check_open()?;
         let t = self.existing_topic(topic)?;
@@ -207,11 +249,21 @@ impl Broker {
     /// # Errors
     /// [`Error::UnknownTopic`](crate::Error::UnknownTopic),
     /// [`Error::UnknownPartition`](crate::Error::UnknownPartition),
+    /// [`Error::PolicyViolation`](crate::Error::PolicyViolation) when the topic's
+    /// `cleanup.policy` does not include `delete` (as Kafka refuses DeleteRecords there),
     /// [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange) above the log end
     /// offset, [`Error::Io`](crate::Error::Io).
     pub fn delete_records(&self, topic: &str, partition: i32, before_offset: i64) -> Result<i64> {
         self.check_open()?;
-        let log = self.existing_topic(topic)?.log(partition)?;
+        let t = self.existing_topic(topic)?;
+        let log = t.log(partition)?;
+        if !t.config.cleanup_policy.deletes() {
+            return Err(crate::Error::PolicyViolation {
+                topic: topic.to_string(),
+                partition,
+                reason: "records cannot be deleted: cleanup.policy does not include delete",
+            });
+        }
         let start = log.delete_records(before_offset)?;
         self.inner.dir.checkpoint()?;
         Ok(start)
@@ -226,7 +278,7 @@ impl Broker {
         let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
         let mut first_err = None;
         for t in topics {
-            if self.inner.closed.load(Ordering::Acquire) {
+            if self.inner.closed.load(Ordering::Acquire) || self.inner.cleaner.stopping() {
                 break;
             }
             if let Err(e) = self.clean_topic_logs(&t, retention, force) {
@@ -246,37 +298,60 @@ impl Broker {
         retention: bool,
         force: bool,
     ) -> Result<Vec<PartitionCleanReport>> {
-        let c = &t.config;
         let logs: Vec<Arc<Log>> = t.partitions.read().clone();
         let mut out = Vec::with_capacity(logs.len());
         let mut moved = false;
+        // A partition that fails (a corrupt segment, a swap that failed and disabled its
+        // cleaning) must not keep the topic's other partitions from being cleaned.
+        let mut first_err = None;
         for (p, log) in logs.iter().enumerate() {
             let mut report = PartitionCleanReport {
                 partition: p as i32,
                 ..PartitionCleanReport::default()
             };
-            if retention {
-                let (ms, bytes) = match c.cleanup_policy.deletes() {
-                    true => (c.retention_ms, c.retention_bytes),
-                    false => (-1, -1),
-                };
-                report.retention = log.apply_retention(ms, bytes)?;
-                moved |= !report.retention.deleted_segments.is_empty();
+            let result = self.clean_log(t, log, retention, force, &mut report);
+            moved |= !report.retention.deleted_segments.is_empty();
+            match result {
+                Ok(()) => out.push(report),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
-            if c.cleanup_policy.compacts() && (force || self.should_compact(log, c)) {
-                let config = CompactionConfig {
-                    delete_retention_ms: c.delete_retention_ms,
-                    min_compaction_lag_ms: c.min_compaction_lag_ms,
-                    dedupe_buffer_bytes: self.inner.config.cleaner.dedupe_buffer_size,
-                };
-                report.compaction = Some(log.compact(&config)?);
-            }
-            out.push(report);
         }
         if moved {
             self.inner.dir.checkpoint()?;
         }
-        Ok(out)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn clean_log(
+        &self,
+        t: &Topic,
+        log: &Log,
+        retention: bool,
+        force: bool,
+        report: &mut PartitionCleanReport,
+    ) -> Result<()> {
+        let c = &t.config;
+        if retention {
+            let (ms, bytes) = match c.cleanup_policy.deletes() {
+                true => (c.retention_ms, c.retention_bytes),
+                false => (-1, -1),
+            };
+            report.retention = log.apply_retention(ms, bytes)?;
+        }
+        if c.cleanup_policy.compacts() && (force || self.should_compact(log, c)) {
+            let config = CompactionConfig {
+                delete_retention_ms: c.delete_retention_ms,
+                min_compaction_lag_ms: c.min_compaction_lag_ms,
+                dedupe_buffer_bytes: self.inner.config.cleaner.dedupe_buffer_size,
+            };
+            report.compaction = Some(log.compact(&config)?);
+        }
+        Ok(())
     }
 
     /// Kafka's eligibility: dirty ratio above `min.cleanable.dirty.ratio`, or dirty data

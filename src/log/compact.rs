@@ -225,12 +225,7 @@ impl Log {
         if self.is_closed() {
             return Err(Error::Closed(self.name.clone()));
         }
-        if let Some(cause) = self.cleanup.disabled.lock().clone() {
-            return Err(Error::CleanerDisabled {
-                partition: self.name.clone(),
-                cause,
-            });
-        }
+        self.check_cleanup_enabled()?;
         let now = self.clock.now_ms();
         let segs: Vec<Arc<Segment>> = self.segments.read().clone();
         let Some((active, sealed)) = segs.split_last() else {
@@ -292,6 +287,21 @@ impl Log {
         Ok(report)
     }
 
+    /// [`Error::CleanerDisabled`] once a swap failed in this session. The segment list in
+    /// memory then no longer matches the files on disk (the failed swap may have renamed
+    /// the cleaned segments' files and put its output under the first one's name), so no
+    /// cleanup — compaction, retention or `delete_records` — may delete files by name
+    /// until a reopen has finished or undone the swap.
+    pub(super) fn check_cleanup_enabled(&self) -> Result<()> {
+        match self.cleanup.disabled.lock().clone() {
+            Some(cause) => Err(Error::CleanerDisabled {
+                partition: self.name.clone(),
+                cause,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Step 1: the header scan for transactions.
     fn scan_transactions(&self, sealed: &[Arc<Segment>]) -> Result<TxnScan> {
         let mut scan = TxnScan::default();
@@ -306,7 +316,11 @@ impl Log {
                     continue;
                 }
                 if !b.is_control() {
-                    open.entry(b.producer_id()).or_insert(b.base_offset());
+                    // An empty data batch is a transaction's batch that an earlier pass
+                    // emptied and kept: that transaction ended (its marker may be gone).
+                    if b.records_count() > 0 {
+                        open.entry(b.producer_id()).or_insert(b.base_offset());
+                    }
                     continue;
                 }
                 let first = open.remove(&b.producer_id());
@@ -497,6 +511,10 @@ impl Log {
         if b.is_control() {
             let kind = self.control_type(seg, b)?;
             let had_data = rw.txn_kept.insert(pid, false).unwrap_or(false);
+            if b.records_count() == 0 {
+                // A marker already emptied (kept as its group's last batch): nothing to do.
+                return Ok(Outcome::Keep);
+            }
             let emptied = kind == Some(ControlRecordType::Abort) || !had_data;
             if b.last_offset() >= rw.end || !emptied || !b.is_transactional() {
                 return Ok(Outcome::Keep);
@@ -598,5 +616,101 @@ pub(super) fn next_batch(
             position,
             source: crate::DecodeError::UnsupportedMagic { magic },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::log::{LogConfig, LogOptions};
+    use crate::record::{BatchBuilder, Codecs, Compression, EndTxnMarker, ProducerInfo};
+
+    const T0: i64 = 1_700_000_000_000;
+    const PID: i64 = 1000;
+
+    fn put(log: &Log, key: &str, seq: Option<i32>) {
+        let mut b = BatchBuilder::new(Compression::None);
+        if let Some(base_sequence) = seq {
+            b = b
+                .producer(ProducerInfo {
+                    producer_id: PID,
+                    producer_epoch: 0,
+                    base_sequence,
+                })
+                .transactional(true);
+        }
+        b.push(T0, Some(key.as_bytes()), Some(b"v"), &[]);
+        log.append(b.build(&Codecs::default()).unwrap()).unwrap();
+    }
+
+    fn commit(log: &Log) {
+        let mut b = BatchBuilder::new(Compression::None)
+            .producer(ProducerInfo {
+                producer_id: PID,
+                producer_epoch: 0,
+                base_sequence: -1,
+            })
+            .transactional(true)
+            .control(true);
+        let value = EndTxnMarker {
+            coordinator_epoch: 0,
+        }
+        .value();
+        b.push(
+            T0,
+            Some(&ControlRecordType::Commit.key()),
+            Some(&value),
+            &[],
+        );
+        log.append(b.build(&Codecs::default()).unwrap()).unwrap();
+    }
+
+    /// A transaction's data batch emptied by compaction but kept (the last batch of its
+    /// group) once its marker was gone read, in the header scan, as the start of a
+    /// transaction still open: the pass stopped there, and the first dirty offset moved
+    /// back to it.
+    #[test]
+    fn an_emptied_transactional_batch_does_not_open_a_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let options = LogOptions {
+            clock: clock.clone(),
+            ..LogOptions::default()
+        };
+        let config = LogConfig {
+            segment_bytes: 220,
+            ..LogConfig::default()
+        };
+        let log = Log::open_with(dir.path().join("t-0"), config, options).unwrap();
+        put(&log, "x", None); // 0
+        put(&log, "a", Some(0)); // 1: P's first transaction
+        log.roll_now().unwrap();
+        commit(&log); // 2
+        put(&log, "a", None); // 3: supersedes 1
+        log.roll_now().unwrap();
+        put(&log, "b", Some(1)); // 4: P's second transaction, still open
+        put(&log, "y", None); // 5
+        log.roll_now().unwrap();
+        // One segment per group, so offset 1 ends its group and stays as an empty batch.
+        let config = CompactionConfig::default();
+        let groups: Vec<usize> = {
+            let segs = log.segments.read().clone();
+            log.groups(&segs[..3]).iter().map(|g| g.len()).collect()
+        };
+        assert_eq!(groups, [1, 1, 1]);
+        assert_eq!(log.compact(&config).unwrap().end_offset, 4);
+        clock.set(T0 + config.delete_retention_ms);
+        assert_eq!(log.compact(&config).unwrap().end_offset, 4);
+        // The COMMIT at 2 is gone; offset 1 is an empty transactional batch.
+        let b = &log.read(1, 1 << 20).unwrap()[0];
+        assert_eq!((b.base_offset(), b.records_count()), (1, 0));
+        assert!(b.is_transactional() && !b.is_control());
+        assert_eq!(log.read(2, 1 << 20).unwrap()[0].base_offset(), 3);
+        let r = log.compact(&config).unwrap();
+        assert_eq!((r.first_dirty_offset, r.end_offset), (4, 4), "{r:?}");
+        assert_eq!(log.first_dirty_offset(), 4);
     }
 }

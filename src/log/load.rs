@@ -84,6 +84,10 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
     let next_offset = recover_segments(&config, &options, &mut segments, suspect, &mut report)?;
 
     let start = options.log_start_offset.max(0);
+    let end = next_offset.max(segments.last().map_or(0, |s| s.base_offset()));
+    if start > end {
+        truncate_fully(dir, &mut segments, &mut report)?;
+    }
     let map_bytes = config.segment_bytes as usize;
     if segments.is_empty() {
         segments.push(Arc::new(Segment::create(
@@ -134,6 +138,28 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
         cleanup: super::compact::CleanupState::new(log_start),
         config,
     })
+}
+
+/// Deletes every segment and producer snapshot, as Kafka's loader does when the log start
+/// offset checkpoint lies above the log end offset (records deleted by `delete_records`,
+/// then the unflushed tail below that point lost in a crash): every record is below the
+/// log start, and the log starts again, empty, at the checkpointed start rather than
+/// handing out the deleted offsets a second time.
+fn truncate_fully(
+    dir: &Path,
+    segments: &mut Vec<Arc<Segment>>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    for seg in segments.drain(..) {
+        seg.delete_files()?;
+        report.deleted_segments.push(seg.log_path().to_path_buf());
+    }
+    for offset in super::producer_state::list_snapshots(dir)? {
+        let path = super::producer_state::snapshot_path(dir, offset);
+        fs::remove_file(&path).at(&path)?;
+        report.removed_files.push(path);
+    }
+    sync_dir(dir)
 }
 
 /// Removes leftover files and returns the base offsets of the `.log` files, sorted.

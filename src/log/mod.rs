@@ -44,7 +44,9 @@ pub struct LogOptions {
     /// Offset below which every batch is known to have been fsynced; recovery after an
     /// unclean shutdown starts at the segment holding it. 0 checks everything.
     pub recovery_point: i64,
-    /// The log start offset from the owner's checkpoint (0 when unknown).
+    /// The log start offset from the owner's checkpoint (0 when unknown). When it lies
+    /// above the recovered log end offset, every segment is deleted and the log starts
+    /// empty at it, as Kafka's loader does.
     pub log_start_offset: i64,
     /// Whether the owner shut down cleanly, so no batch needs validating.
     pub clean_shutdown: bool,
@@ -208,7 +210,7 @@ impl Log {
             .saturating_sub(1);
         let mut out = Vec::new();
         for seg in &segs[first..] {
-            for e in txn_index::read(&txn_index::path(&self.dir, seg.base_offset()))? {
+            for e in swap::read_txn_index(&self.dir, seg.base_offset())? {
                 if e.last_offset >= from && e.first_offset < upper {
                     out.push(e);
                 }

@@ -46,11 +46,13 @@ impl Log {
     /// clock is the log's), by size while the partition minus the segment is still at
     /// least `retention_bytes`. When every segment qualifies, the active one is rolled
     /// first (as Kafka does), so the log keeps an empty active segment at the log end
-    /// offset. The log start offset moves to the first surviving segment's base.
+    /// offset; an append that reaches the active segment during the pass keeps it (and
+    /// its fresh records) until the next pass. The log start offset moves to the first surviving segment's base.
     ///
     /// # Errors
-    /// [`Error::Closed`] after [`Log::close`]; [`Error::Io`] naming the file that could
-    /// not be renamed or deleted; a roll's errors.
+    /// [`Error::Closed`] after [`Log::close`]; [`Error::CleanerDisabled`] after a
+    /// compaction's swap failed in this session (until reopened); [`Error::Io`] naming
+    /// the file that could not be renamed or deleted; a roll's errors.
     pub fn apply_retention(
         &self,
         retention_ms: i64,
@@ -60,6 +62,7 @@ impl Log {
         if self.is_closed() {
             return Err(Error::Closed(self.name.clone()));
         }
+        self.check_cleanup_enabled()?;
         let now = self.clock.now_ms();
         let by_time = |segs: &[Arc<Segment>]| {
             if retention_ms < 0 {
@@ -83,10 +86,13 @@ impl Log {
                 .count()
         };
         let segs = self.segments.read().clone();
+        // Read before the timestamps and sizes the rules look at, so an append after it
+        // shows as a change of size when the active segment is rolled below.
+        let active_size = segs.last().map_or(0, |s| s.size());
         let mut n = by_time(&segs);
         n = n.max(by_size(&segs[n..]) + n);
-        if n == segs.len() && segs.last().is_some_and(|s| s.size() > 0) {
-            self.roll_now()?;
+        if n > 0 && n == segs.len() && !self.roll_if_unchanged(&segs[n - 1], active_size)? {
+            n -= 1;
         }
         let mut report = self.delete_prefix(n)?;
         let more = self.delete_below_start()?;
@@ -94,6 +100,26 @@ impl Log {
         report.deleted_bytes += more.deleted_bytes;
         report.log_start_offset = self.log_start_offset();
         Ok(report)
+    }
+
+    /// Rolls the active segment so that retention can delete it, provided it is still
+    /// `seg`, holding `size` bytes: the segment the rules found expired, with nothing
+    /// appended since (Kafka decides and rolls under the log's lock, which appends take
+    /// too). `false` when an append got there first; the segment then stays this pass.
+    fn roll_if_unchanged(&self, seg: &Arc<Segment>, size: u64) -> Result<bool> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        if !Arc::ptr_eq(&w.active, seg) || w.active.size() != size {
+            return Ok(false);
+        }
+        if size == 0 {
+            return Ok(true);
+        }
+        let result = self.roll(&mut w, self.log_end_offset());
+        if let Err(e) = &result {
+            self.poison(e);
+        }
+        result.map(|()| true)
     }
 
     /// Kafka's DeleteRecords: moves the log start offset up to `before_offset` (never
@@ -107,6 +133,8 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::Closed`] after [`Log::close`];
+    /// [`Error::CleanerDisabled`] after a compaction's swap failed in this session (until
+    /// reopened);
     /// [`Error::OffsetOutOfRange`] when `before_offset` is above the log end offset;
     /// [`Error::Io`] naming a file that could not be deleted.
     pub fn delete_records(&self, before_offset: i64) -> Result<i64> {
@@ -114,6 +142,7 @@ impl Log {
         if self.is_closed() {
             return Err(Error::Closed(self.name.clone()));
         }
+        self.check_cleanup_enabled()?;
         let end = self.log_end_offset();
         if before_offset > end || before_offset < 0 {
             return Err(Error::OffsetOutOfRange {

@@ -67,6 +67,18 @@ fn remove(path: &Path) -> Result<()> {
     }
 }
 
+/// The aborted transactions of the segment at `base`, from its `.txnindex`, or from its
+/// `.txnindex.deleted` while a swap replacing it is under way: readers go on reading the
+/// old segment until the list is swapped (step 5), after its files were renamed (step 3),
+/// and a read_committed reader must still learn which of its records were aborted.
+pub(super) fn read_txn_index(dir: &Path, base: i64) -> Result<Vec<super::AbortedTxn>> {
+    let path = with_suffix(dir, base, "txnindex", "");
+    if path.exists() {
+        return super::txn_index::read(&path);
+    }
+    super::txn_index::read(&with_suffix(dir, base, "txnindex", DELETED))
+}
+
 /// Steps 2–4 for the output segment at `new_base` replacing the segments `old_bases`.
 pub(super) fn rename_into_place(
     dir: &Path,
@@ -166,6 +178,10 @@ pub(super) fn finish_interrupted(dir: &Path, report: &mut RecoveryReport) -> Res
             hi = hi.max(next.unwrap_or(base + 1));
         }
         replace_range(dir, lo, hi, report)?;
+        // The replaced files must be gone on disk before the output takes their place:
+        // a power loss keeping the rename but not the unlinks would leave two segments
+        // over the same offsets.
+        sync_dir(dir)?;
         for &base in &keep {
             let to = with_suffix(dir, base, "log", "");
             rename(&with_suffix(dir, base, "log", SWAP), &to)?;
