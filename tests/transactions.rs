@@ -230,11 +230,12 @@ fn sends_outside_a_transaction_and_before_init_are_refused() {
         p.commit_transaction(),
         Err(Error::InvalidTxnState { .. })
     ));
-    send(&p, "t", 0, "outside");
+    // Outside a transaction a send fails at once, as Kafka's does.
     assert!(matches!(
-        p.flush(),
-        Err(Error::BatchFailed(e)) if matches!(*e, Error::InvalidTxnState { .. })
+        p.send(ProducerRecord::new("t", b"outside").partition(0)),
+        Err(Error::InvalidTxnState { .. })
     ));
+    p.flush().unwrap();
     assert_eq!(broker.partition("t", 0).unwrap().log_end_offset(), 0);
     let plain = broker.producer(ProducerConfig::default());
     assert!(matches!(

@@ -10,7 +10,8 @@
 //! records are written, then hidden from read_committed consumers by the ABORT markers),
 //! since a batch may already be in the log.
 //!
-//! A batch refused by the coordinator (sent outside a transaction, or fenced) fails
+//! `send` outside a transaction, or once its commit or abort has started, fails at once
+//! with [`Error::InvalidTxnState`]. A batch refused by the coordinator (fenced) fails
 //! through its handle and `flush`; its sequence numbers are spent, so the producer cannot
 //! send to that partition again: like Kafka's fatal errors, create a new producer (its
 //! `init_transactions` fences and aborts what this one left).
