@@ -350,6 +350,79 @@ pub struct Records {
 }
 
 impl Records {
+    fn bad(&mut self, reason: &'static str) -> Option<Result<Record, DecodeError>> {
+        self.failed = true;
+        Some(Err(DecodeError::BadRecord {
+            index: self.index,
+            reason,
+        }))
+    }
+
+    /// Decodes the next record, building its `Bytes` fields as it goes. This is the
+    /// owned path's own parser: sharing `parse_next` (ranges first, `Bytes` after) made
+    /// `next` about a quarter slower in `cargo bench --bench log -- read`.
+    fn decode_next(&mut self) -> Result<Record, &'static str> {
+        let buf = &self.payload[..];
+        let mut pos = self.pos;
+        let length = get_varint(buf, &mut pos).ok_or("record length varint")?;
+        if length < 0 || buf.len() - pos < length as usize {
+            return Err("record length exceeds the batch");
+        }
+        let end = pos + length as usize;
+        let body = &buf[..end];
+        pos += 1; // attributes, always 0
+        let ts_delta = get_varlong(body, &mut pos).ok_or("timestamp delta")?;
+        let offset_delta = get_varint(body, &mut pos).ok_or("offset delta")?;
+        let key = self.bytes_field(body, &mut pos).ok_or("key")?;
+        let value = self.bytes_field(body, &mut pos).ok_or("value")?;
+        let header_count = get_varint(body, &mut pos).ok_or("header count")?;
+        if header_count < 0 {
+            return Err("negative header count");
+        }
+        let mut headers = Vec::new();
+        for _ in 0..header_count {
+            let key = self.bytes_field(body, &mut pos).ok_or("header key")?;
+            let key = key.ok_or("null header key")?;
+            let key = String::from_utf8(key.to_vec()).map_err(|_| "header key is not UTF-8")?;
+            let value = self.bytes_field(body, &mut pos).ok_or("header value")?;
+            headers.push(Header { key, value });
+        }
+        if pos != end {
+            return Err("record length does not match its fields");
+        }
+        self.pos = end;
+        let timestamp = match self.log_append_time {
+            Some(t) => t,
+            None => self.base_timestamp.wrapping_add(ts_delta),
+        };
+        let offset = self
+            .base_offset
+            .checked_add(i64::from(offset_delta))
+            .ok_or("offset overflows i64")?;
+        Ok(Record {
+            offset,
+            timestamp,
+            key,
+            value,
+            headers,
+        })
+    }
+
+    /// Reads a varint length and that many bytes; `Some(None)` for length -1.
+    #[inline]
+    fn bytes_field(&self, body: &[u8], pos: &mut usize) -> Option<Option<Bytes>> {
+        let len = get_varint(body, pos)?;
+        if len == -1 {
+            return Some(None);
+        }
+        if len < 0 || body.len() - *pos < len as usize {
+            return None;
+        }
+        let start = *pos;
+        *pos += len as usize;
+        Some(Some(self.payload.slice(start..*pos)))
+    }
+
     /// Parses the next record's fields in place, checking them, without advancing.
     fn parse_next(&self) -> Result<Parsed, &'static str> {
         let buf = &self.payload[..];
@@ -363,18 +436,18 @@ impl Records {
         pos += 1; // attributes, always 0
         let ts_delta = get_varlong(body, &mut pos).ok_or("timestamp delta")?;
         let offset_delta = get_varint(body, &mut pos).ok_or("offset delta")?;
-        let key = bytes_field(body, &mut pos).ok_or("key")?;
-        let value = bytes_field(body, &mut pos).ok_or("value")?;
+        let key = field_range(body, &mut pos).ok_or("key")?;
+        let value = field_range(body, &mut pos).ok_or("value")?;
         let header_count = get_varint(body, &mut pos).ok_or("header count")?;
         if header_count < 0 {
             return Err("negative header count");
         }
         let headers_at = pos;
         for _ in 0..header_count {
-            let key = bytes_field(body, &mut pos).ok_or("header key")?;
+            let key = field_range(body, &mut pos).ok_or("header key")?;
             let key = key.ok_or("null header key")?;
             std::str::from_utf8(&body[key]).map_err(|_| "header key is not UTF-8")?;
-            bytes_field(body, &mut pos).ok_or("header value")?;
+            field_range(body, &mut pos).ok_or("header value")?;
         }
         if pos != end {
             return Err("record length does not match its fields");
@@ -479,7 +552,7 @@ struct Parsed {
 
 /// Reads a varint length and the range of that many bytes; `Some(None)` for length -1.
 #[inline]
-fn bytes_field(body: &[u8], pos: &mut usize) -> Option<Option<std::ops::Range<usize>>> {
+fn field_range(body: &[u8], pos: &mut usize) -> Option<Option<std::ops::Range<usize>>> {
     let len = get_varint(body, pos)?;
     if len == -1 {
         return Some(None);
@@ -525,8 +598,8 @@ impl<'a> Iterator for HeaderRefs<'a> {
         self.left -= 1;
         let mut pos = 0;
         // Checked by `Records::parse_next`: a non-null UTF-8 key, then a value.
-        let key = bytes_field(self.buf, &mut pos)??;
-        let value = bytes_field(self.buf, &mut pos)?;
+        let key = field_range(self.buf, &mut pos)??;
+        let value = field_range(self.buf, &mut pos)?;
         let (buf, rest) = (self.buf, &self.buf[pos..]);
         self.buf = rest;
         let key = std::str::from_utf8(&buf[key]).ok()?;
@@ -542,31 +615,25 @@ impl Iterator for Records {
     type Item = Result<Record, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let parsed = match self.advance()? {
-            Ok(parsed) => parsed,
-            Err(e) => return Some(Err(e)),
-        };
-        let field = |r: Option<std::ops::Range<usize>>| r.map(|r| self.payload.slice(r));
-        let (at, count) = parsed.headers;
-        let mut headers = Vec::with_capacity(count);
-        let mut pos = at.start;
-        for _ in 0..count {
-            // Checked by `parse_next`.
-            let key = bytes_field(&self.payload, &mut pos).flatten()?;
-            let value = bytes_field(&self.payload, &mut pos)?;
-            let key = String::from_utf8_lossy(&self.payload[key]).into_owned();
-            headers.push(Header {
-                key,
-                value: field(value),
-            });
+        if self.failed {
+            return None;
         }
-        Some(Ok(Record {
-            offset: parsed.offset,
-            timestamp: parsed.timestamp,
-            key: field(parsed.key),
-            value: field(parsed.value),
-            headers,
-        }))
+        if self.index == self.count {
+            if self.pos != self.payload.len() {
+                self.failed = true;
+                return Some(Err(DecodeError::Inconsistent(
+                    "bytes remain after recordsCount records (incorrect declared batch size)",
+                )));
+            }
+            return None;
+        }
+        match self.decode_next() {
+            Ok(r) => {
+                self.index += 1;
+                Some(Ok(r))
+            }
+            Err(reason) => self.bad(reason),
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
