@@ -1,6 +1,9 @@
 //! The command line and transactions: `transactions list` shows a transaction a crash
 //! left open (reading the files, without recovering them), and `consume
 //! --isolation-level` hides aborted records under read_committed.
+//!
+//! The CLI is behind the `cli` feature: `cargo test --features cli --test transactions_cli`.
+#![cfg(feature = "cli")]
 
 use std::path::Path;
 use std::process::Command;
