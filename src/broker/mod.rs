@@ -2,6 +2,7 @@
 
 mod cleaner;
 mod config;
+pub(crate) mod internal;
 mod partition;
 mod producer_ids;
 mod store;

@@ -12,6 +12,7 @@
 //! newer consumer-protocol records (3 and up) are recognised and skipped, since partlog
 //! keeps no group metadata across restarts (see [`crate::group`]).
 
+use crate::broker::internal::{Reader, put_str};
 use crate::consumer::TopicPartition;
 
 /// The name of the internal offsets topic.
@@ -43,27 +44,6 @@ pub(crate) enum OffsetsKey {
     Other(i16),
 }
 
-/// Java's `String.hashCode`: `h = 31 * h + c` over the UTF-16 code units, wrapping.
-pub(crate) fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
-/// The offsets-topic partition of a group: Kafka's `Utils.abs(groupId.hashCode()) % n`,
-/// where `Utils.abs` maps `i32::MIN` to 0.
-pub(crate) fn partition_for_group(group: &str, partitions: i32) -> i32 {
-    let h = java_string_hash(group);
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % partitions.max(1)
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Group ids, topic names and metadata are checked to fit an int16 length before
-    // they get here (`check_string`).
-    out.extend_from_slice(&(s.len() as i16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
 /// Whether `s` fits Kafka's `int16`-length string.
 pub(crate) fn fits_string(s: &str) -> bool {
     s.len() <= i16::MAX as usize
@@ -90,75 +70,9 @@ pub(crate) fn encode_value(value: &OffsetAndMetadata) -> Vec<u8> {
     out
 }
 
-/// A cursor over big-endian fields that names what ran out.
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        if self.bytes.len() < n {
-            return Err(format!("{what} needs {n} bytes, {} left", self.bytes.len()));
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    fn i16(&mut self, what: &str) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(
-            self.take(2, what)?.try_into().expect("2 bytes"),
-        ))
-    }
-
-    fn i32(&mut self, what: &str) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(
-            self.take(4, what)?.try_into().expect("4 bytes"),
-        ))
-    }
-
-    fn i64(&mut self, what: &str) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(
-            self.take(8, what)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    /// An unsigned varint (Kafka's flexible-version lengths).
-    fn uvarint(&mut self, what: &str) -> Result<u32, String> {
-        let mut value = 0u32;
-        for shift in (0..35).step_by(7) {
-            let b = self.take(1, what)?[0];
-            value |= u32::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(format!("{what} has a varint longer than 5 bytes"))
-    }
-
-    /// A compact string: unsigned varint length + 1, then UTF-8 (0 is null, read as "").
-    fn compact_string(&mut self, what: &str) -> Result<String, String> {
-        let len = self.uvarint(what)?;
-        if len == 0 {
-            return Ok(String::new());
-        }
-        let bytes = self.take(len as usize - 1, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
-    }
-
-    fn string(&mut self, what: &str) -> Result<String, String> {
-        let len = self.i16(what)?;
-        if len < 0 {
-            return Err(format!("{what} has negative length {len}"));
-        }
-        let bytes = self.take(len as usize, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
-    }
-}
-
 /// Decodes a key.
 pub(crate) fn decode_key(bytes: &[u8]) -> Result<OffsetsKey, String> {
-    let mut r = Reader { bytes };
+    let mut r = Reader::new(bytes);
     let version = r.i16("key version")?;
     if !(0..=1).contains(&version) {
         return Ok(OffsetsKey::Other(version));
@@ -174,7 +88,7 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Result<OffsetsKey, String> {
 
 /// Decodes an `OffsetCommitValue` of version 0 to 4.
 pub(crate) fn decode_value(bytes: &[u8]) -> Result<OffsetAndMetadata, String> {
-    let mut r = Reader { bytes };
+    let mut r = Reader::new(bytes);
     let version = r.i16("value version")?;
     if !(0..=4).contains(&version) {
         return Err(format!(
@@ -208,14 +122,15 @@ mod tests {
     #[test]
     fn java_hash_matches_java() {
         // Values from Java's "...".hashCode().
+        use crate::broker::internal::{java_string_hash, partition_for_key};
         assert_eq!(java_string_hash(""), 0);
         assert_eq!(java_string_hash("a"), 97);
         assert_eq!(java_string_hash("hello"), 99_162_322);
         assert_eq!(java_string_hash("my-group"), -1_906_497_762);
-        assert_eq!(partition_for_group("my-group", 50), 12);
+        assert_eq!(partition_for_key("my-group", 50), 12);
         // "polygenelubricants".hashCode() == Integer.MIN_VALUE: Utils.abs maps it to 0.
         assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
-        assert_eq!(partition_for_group("polygenelubricants", 50), 0);
+        assert_eq!(partition_for_key("polygenelubricants", 50), 0);
     }
 
     #[test]

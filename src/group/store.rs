@@ -11,7 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::broker::{Broker, CleanupPolicy, TopicConfig};
+use crate::broker::Broker;
+use crate::broker::internal::internal_log;
 use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
 use crate::log::{FsyncPolicy, Log};
@@ -19,7 +20,7 @@ use crate::record::{BatchBuilder, Compression, ControlRecordType, ProducerInfo};
 
 use super::offsets::{
     OFFSETS_TOPIC, OffsetAndMetadata, OffsetsKey, decode_key, decode_value, encode_key,
-    encode_value, fits_string, partition_for_group,
+    encode_value, fits_string,
 };
 
 /// Records per batch when a group's offsets are written together (a reset or a delete
@@ -30,32 +31,11 @@ const RECORDS_PER_BATCH: usize = 1000;
 pub(crate) type LoadedOffsets = BTreeMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>;
 
 /// The config the offsets topic is created with.
-fn offsets_topic_config() -> TopicConfig {
-    TopicConfig {
-        segment_bytes: 100 << 20,
-        cleanup_policy: CleanupPolicy::Compact,
-        fsync: FsyncPolicy::EveryAppend,
-        ..TopicConfig::default()
-    }
-}
-
 /// The offsets-topic partition log that holds `group`'s records, creating the topic if
 /// it does not exist yet.
 pub(crate) fn log_for_group(broker: &Broker, group: &str) -> Result<Arc<Log>> {
-    let count = match broker.partition_count(OFFSETS_TOPIC) {
-        Ok(n) => n,
-        Err(Error::UnknownTopic { .. }) => {
-            let n = broker.config().offsets_topic_partitions;
-            match broker.create_topic(OFFSETS_TOPIC, n, offsets_topic_config()) {
-                Ok(()) | Err(Error::TopicExists { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            broker.partition_count(OFFSETS_TOPIC)?
-        }
-        Err(e) => return Err(e),
-    };
-    let p = partition_for_group(group, count);
-    Ok(broker.partition(OFFSETS_TOPIC, p)?.log().clone())
+    let partitions = broker.config().offsets_topic_partitions;
+    internal_log(broker, OFFSETS_TOPIC, partitions, group)
 }
 
 /// Appends `group`'s records (a `None` offset is a tombstone) and returns once they are

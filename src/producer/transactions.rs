@@ -216,7 +216,7 @@ impl Producer {
         let broker = &self.inner.broker;
         let log = crate::group::store::log_for_group(broker, group_id)?;
         let count = broker.partition_count(crate::group::offsets::OFFSETS_TOPIC)?;
-        let partition = crate::group::offsets::partition_for_group(group_id, count);
+        let partition = crate::broker::internal::partition_for_key(group_id, count);
         let tp = TopicPartition::new(crate::group::offsets::OFFSETS_TOPIC, partition);
         let now = broker.config().clock.now_ms();
         let mut entries: Vec<(TopicPartition, OffsetAndMetadata)> = offsets

@@ -19,31 +19,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::broker::{Broker, CleanupPolicy, TopicConfig};
+use crate::broker::Broker;
+use crate::broker::internal::{Reader, internal_log, put_str};
 use crate::consumer::TopicPartition;
 use crate::error::{Error, IoContext, Result};
-use crate::group::offsets::partition_for_group as offsets_partition_for;
-use crate::log::{FsyncPolicy, Log};
+use crate::log::Log;
 use crate::record::{BatchBuilder, Codecs, Compression, RecordBatch, batch_size};
 
 use super::{TransactionState, TxnMetadata};
 
 /// The name of the internal transaction state topic.
 pub(crate) const TXN_TOPIC: &str = "__transaction_state";
-
-fn topic_config() -> TopicConfig {
-    TopicConfig {
-        segment_bytes: 100 << 20,
-        cleanup_policy: CleanupPolicy::Compact,
-        fsync: FsyncPolicy::EveryAppend,
-        ..TopicConfig::default()
-    }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as i16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
 
 /// The key of `transactional_id`.
 pub(crate) fn encode_key(transactional_id: &str) -> Vec<u8> {
@@ -78,52 +64,9 @@ pub(crate) fn encode_value(m: &TxnMetadata) -> Vec<u8> {
     out
 }
 
-/// Reads big-endian fields off a slice, failing with what was being read.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> std::result::Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err(format!("truncated at {what}"));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn i8(&mut self, what: &str) -> std::result::Result<i8, String> {
-        Ok(self.take(1, what)?[0] as i8)
-    }
-
-    fn i16(&mut self, what: &str) -> std::result::Result<i16, String> {
-        Ok(i16::from_be_bytes(
-            self.take(2, what)?.try_into().expect("2"),
-        ))
-    }
-
-    fn i32(&mut self, what: &str) -> std::result::Result<i32, String> {
-        Ok(i32::from_be_bytes(
-            self.take(4, what)?.try_into().expect("4"),
-        ))
-    }
-
-    fn i64(&mut self, what: &str) -> std::result::Result<i64, String> {
-        Ok(i64::from_be_bytes(
-            self.take(8, what)?.try_into().expect("8"),
-        ))
-    }
-
-    fn string(&mut self, what: &str) -> std::result::Result<String, String> {
-        let len = self.i16(what)?;
-        let len = usize::try_from(len).map_err(|_| format!("negative length at {what}"))?;
-        let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
-    }
-}
-
 /// The transactional id of a key.
 pub(crate) fn decode_key(bytes: &[u8]) -> std::result::Result<String, String> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     match r.i16("key version")? {
         0 => r.string("transactional id"),
         v => Err(format!("unknown key version {v}")),
@@ -132,7 +75,7 @@ pub(crate) fn decode_key(bytes: &[u8]) -> std::result::Result<String, String> {
 
 /// A value (version 0; later versions add tagged fields partlog does not write).
 pub(crate) fn decode_value(bytes: &[u8]) -> std::result::Result<TxnMetadata, String> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let version = r.i16("value version")?;
     if version != 0 {
         return Err(format!("unknown value version {version}"));
@@ -164,21 +107,10 @@ pub(crate) fn decode_value(bytes: &[u8]) -> std::result::Result<TxnMetadata, Str
     })
 }
 
-/// The state topic's partition log that holds `transactional_id`, creating the topic.
+/// The state topic's partition log that holds `transactional_id`, creating the topic
+/// (one partition).
 fn log_for(broker: &Broker, transactional_id: &str) -> Result<Arc<Log>> {
-    let count = match broker.partition_count(TXN_TOPIC) {
-        Ok(n) => n,
-        Err(Error::UnknownTopic { .. }) => {
-            match broker.create_topic(TXN_TOPIC, 1, topic_config()) {
-                Ok(()) | Err(Error::TopicExists { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            broker.partition_count(TXN_TOPIC)?
-        }
-        Err(e) => return Err(e),
-    };
-    let p = offsets_partition_for(transactional_id, count);
-    Ok(broker.partition(TXN_TOPIC, p)?.log().clone())
+    internal_log(broker, TXN_TOPIC, 1, transactional_id)
 }
 
 /// Appends the state of `transactional_id` and returns once it is fsynced.
