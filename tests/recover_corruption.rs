@@ -259,6 +259,8 @@ struct Expect {
     truncation: Option<(usize, u64, u64, Why)>,
     deleted: Vec<usize>,
     bytes_recovered: u64,
+    /// Zeros cut silently from the end of the last segment (its reserved space).
+    zero_tail: u64,
 }
 
 /// The oracle: walks every segment (segment `s` replaced by `damaged`) batch by batch as
@@ -329,6 +331,19 @@ fn oracle(fx: &Fixture, s: usize, damaged: &[u8]) -> Expect {
             pos += size;
         };
         bytes_recovered += pos as u64;
+        if cut.is_some() && i + 1 == fx.segments.len() && bytes[pos..].iter().all(|&b| b == 0) {
+            // The last segment's file ends in zeros: the space an active segment reserves
+            // ahead of its data. Cut, but no batch was there, so no truncation.
+            return Expect {
+                records,
+                log_end: next,
+                segment_bases: fx.segments.iter().map(|s| s.base_offset).collect(),
+                truncation: None,
+                deleted: vec![],
+                bytes_recovered,
+                zero_tail: (bytes.len() - pos) as u64,
+            };
+        }
         if let Some(w) = cut {
             let deleted: Vec<usize> = (i + 1..fx.segments.len()).collect();
             return Expect {
@@ -338,6 +353,7 @@ fn oracle(fx: &Fixture, s: usize, damaged: &[u8]) -> Expect {
                 truncation: Some((i, pos as u64, (bytes.len() - pos) as u64, w)),
                 deleted,
                 bytes_recovered,
+                zero_tail: 0,
             };
         }
     }
@@ -348,6 +364,7 @@ fn oracle(fx: &Fixture, s: usize, damaged: &[u8]) -> Expect {
         truncation: None,
         deleted: vec![],
         bytes_recovered,
+        zero_tail: 0,
     }
 }
 
@@ -395,6 +412,16 @@ fn check(fx: &Fixture, s: usize, damaged: &[u8], what: &str, reopen: bool) -> Ex
         .map(|&(i, pos, bytes, w)| (fx.work.join(&fx.segments[i].name), pos, bytes, w))
         .collect();
     assert_eq!(got, want, "{what}: truncations");
+    assert_eq!(
+        report.zero_tail_bytes, expect.zero_tail,
+        "{what}: zero tail"
+    );
+    if expect.zero_tail > 0 {
+        let last = fx.segments.last().unwrap();
+        let len = fs::metadata(fx.work.join(&last.name)).unwrap().len();
+        let kept: u64 = damaged.len() as u64 - expect.zero_tail;
+        assert_eq!(len, kept, "{what}: the zero tail is cut");
+    }
     if let Some((i, pos, ..)) = expect.truncation {
         let len = fs::metadata(fx.work.join(&fx.segments[i].name))
             .unwrap()
@@ -496,8 +523,22 @@ fn cutting_the_last_segment_at_any_byte_of_its_last_three_batches_keeps_the_whol
         assert_eq!(e.log_end, expected_end, "{what}");
         assert_eq!(e.records.len() as i64, expected_end, "{what}");
         let at_boundary = seg.batches.iter().any(|sp| sp.end == cut) || cut == 0;
+        // A torn tail of zeros is indistinguishable from reserved space: cut silently.
+        let zero_tail = !at_boundary
+            && seg.bytes[seg.batches[whole].start..cut]
+                .iter()
+                .all(|&b| b == 0);
+        assert_eq!(
+            e.zero_tail,
+            if zero_tail {
+                (cut - seg.batches[whole].start) as u64
+            } else {
+                0
+            },
+            "{what}"
+        );
         match e.truncation {
-            None => assert!(at_boundary, "{what}"),
+            None => assert!(at_boundary || zero_tail, "{what}"),
             Some((_, pos, bytes, w)) => {
                 assert!(!at_boundary, "{what}");
                 assert_eq!(
@@ -587,24 +628,27 @@ fn zero_filled_and_zero_extended_tails_are_cut_back_to_the_last_whole_batch() {
             .iter()
             .find(|sp| sp.end > first_changed)
             .unwrap();
-        let (_, pos, bytes, _) = e.truncation.expect("a zeroed tail is cut");
-        assert_eq!(
-            (pos, bytes),
-            (hit.start as u64, (len - hit.start) as u64),
-            "{what}"
-        );
+        if damaged[hit.start..].iter().all(|&b| b == 0) {
+            // Nothing but zeros from the damaged batch on: cut as reserved space.
+            assert_eq!(e.truncation, None, "{what}");
+            assert_eq!(e.zero_tail, (len - hit.start) as u64, "{what}");
+        } else {
+            let (_, pos, bytes, _) = e.truncation.expect("a zeroed tail is cut");
+            assert_eq!(
+                (pos, bytes),
+                (hit.start as u64, (len - hit.start) as u64),
+                "{what}"
+            );
+        }
     }
     for n in [1usize, 11, 12, 13, 100, 4096] {
         let mut damaged = seg.bytes.clone();
         damaged.resize(len + n, 0);
         let what = format!("{n} zero bytes appended to {}", seg.name);
         let e = check(&fx, s, &damaged, &what, true);
-        let expected_why = if n < 12 { Why::Torn } else { Why::BadLength };
-        assert_eq!(
-            e.truncation,
-            Some((s, len as u64, n as u64, expected_why)),
-            "{what}"
-        );
+        // Zeros past the last batch of the last segment are what an active segment's
+        // reserved space leaves after a crash: cut, and reported as such.
+        assert_eq!((e.truncation, e.zero_tail), (None, n as u64), "{what}");
         assert_eq!(e.records, fx.records, "{what}");
     }
 }

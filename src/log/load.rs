@@ -34,6 +34,10 @@ pub struct RecoveryReport {
     pub removed_files: Vec<PathBuf>,
     /// Cleaner output (`.log.swap`) whose interrupted swap the open completed.
     pub completed_swaps: Vec<PathBuf>,
+    /// Zeros cut from the end of the last segment: the space an active segment's file
+    /// reserves ahead of its data, which a crash or a drop without close leaves behind.
+    /// No batch was in them, so they are not among `truncations`.
+    pub zero_tail_bytes: u64,
 }
 
 /// A tail cut from a segment during recovery.
@@ -239,7 +243,9 @@ fn recover_segments(
                 next,
                 u64::from(config.index_interval_bytes),
                 config.segment_index_bytes as usize,
+                last,
             )?;
+            report.zero_tail_bytes += r.zero_tail;
             report.segments_recovered += 1;
             report.bytes_recovered += r.valid_bytes;
             next = r.next_offset;

@@ -737,7 +737,8 @@ impl Log {
         self.sync_to(self.log_end_offset())
     }
 
-    /// Flushes, writes the active segment's final time-index entry and trims its indexes.
+    /// Flushes, writes the active segment's final time-index entry and trims its log file
+    /// and indexes (fsynced, so the next open finds the files as Kafka leaves them).
     /// Later appends fail with [`Error::Closed`]; reads still work. Closing twice is a no-op.
     ///
     /// # Errors
@@ -752,6 +753,7 @@ impl Log {
         let sealed = w
             .active
             .seal()
+            .and_then(|()| w.active.sync_log())
             .and_then(|()| w.active.sync_indexes())
             .and_then(|()| {
                 producer_state::write_snapshot(&self.dir, self.log_end_offset(), &w.producers)

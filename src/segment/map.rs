@@ -1,16 +1,19 @@
-//! Read-only memory maps of `.log` files, handed out as `Bytes` without copying.
+//! Memory maps of `.log` files: read-only for sealed segments, read-write for the active
+//! one (the writer copies batches into it), handed out to readers as `Bytes` without
+//! copying.
 
 use std::fs::File;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{MmapOptions, MmapRaw};
 
-/// A read-only map of a segment's `.log` file, possibly longer than the file (an active
-/// segment is mapped up to `segment.bytes` so it never needs remapping as it grows).
+/// A map of a segment's `.log` file, possibly longer than the file (an active segment is
+/// mapped up to `segment.bytes` so it never needs remapping as it grows).
 #[derive(Debug)]
 pub(crate) struct LogMap {
-    map: Option<Mmap>,
+    map: Option<MmapRaw>,
+    writable: bool,
 }
 
 /// A range of a [`LogMap`] that owns a reference to it, so `Bytes` can point into the map.
@@ -27,19 +30,37 @@ impl AsRef<[u8]> for MapRange {
 }
 
 impl LogMap {
-    /// Maps `len` bytes of `file` (0 maps nothing).
+    /// Maps `len` bytes of `file` read-only (0 maps nothing).
     pub(crate) fn new(file: &File, len: usize) -> std::io::Result<LogMap> {
         if len == 0 {
-            return Ok(LogMap { map: None });
+            return Ok(LogMap {
+                map: None,
+                writable: false,
+            });
         }
         Ok(LogMap {
-            map: Some(map_log(file, len)?),
+            map: Some(map_log(file, len, false)?),
+            writable: false,
+        })
+    }
+
+    /// Maps `len` bytes of `file` (opened for writing) read-write and shared, for the
+    /// segment's writer; `len` may exceed the file's size.
+    pub(crate) fn writable(file: &File, len: usize) -> std::io::Result<LogMap> {
+        Ok(LogMap {
+            map: Some(map_log(file, len.max(1), true)?),
+            writable: true,
         })
     }
 
     /// Mapped length.
     pub(crate) fn len(&self) -> usize {
-        self.map.as_ref().map_or(0, |m| m.len())
+        self.map.as_ref().map_or(0, MmapRaw::len)
+    }
+
+    /// Whether the writer may copy into this map.
+    pub(crate) fn is_writable(&self) -> bool {
+        self.writable
     }
 
     /// `[start, start + len)` of the map as `Bytes`, sharing the map. The caller passes a
@@ -65,27 +86,79 @@ impl LogMap {
             None => &[],
         }
     }
+
+    /// Copies `data` into the map at `pos` (the writer's call).
+    ///
+    /// The caller is the segment's single writer; `[pos, pos + data.len())` lies past the
+    /// published size (no reader looks at it) and inside the file, which the writer has
+    /// extended over it beforehand (touching a mapped page beyond the end of the file
+    /// raises `SIGBUS`). Panics if the map is read-only or too short: both are bugs.
+    pub(crate) fn write(&self, pos: usize, data: &[u8]) {
+        let map = self.map.as_ref().filter(|_| self.writable);
+        let map = map.expect("write into a read-only segment map");
+        assert!(
+            pos.checked_add(data.len())
+                .is_some_and(|end| end <= map.len()),
+            "write {pos}+{} beyond the map of {}",
+            data.len(),
+            map.len()
+        );
+        copy_into(map, pos, data);
+    }
+
+    /// Asks the kernel to fault in `[start, start + len)` for writing now, so that the
+    /// writer's copies into it take no page faults (best effort: kernels before 5.14 lack
+    /// `MADV_POPULATE_WRITE`, and then the pages fault in on first write as usual).
+    pub(crate) fn populate(&self, start: usize, len: usize) {
+        #[cfg(target_os = "linux")]
+        if let Some(m) = self.map.as_ref().filter(|_| self.writable)
+            && start.checked_add(len).is_some_and(|end| end <= m.len())
+        {
+            // Only a hint: an error leaves the pages to fault in when written.
+            let _hint = m.advise_range(memmap2::Advice::PopulateWrite, start, len);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (start, len);
+    }
 }
 
-/// Maps `len` bytes of `file` read-only; `len` may exceed the file's current size.
+/// Maps `len` bytes of `file`; `len` may exceed the file's current size.
 #[allow(unsafe_code)]
-fn map_log(file: &File, len: usize) -> std::io::Result<Mmap> {
-    // SAFETY: the map is read through `published_range` only, over bytes below the
-    // segment's published size. Those bytes are never modified or truncated while the
-    // segment is open: appends write after them through the file (`write`/`writev`), and the only truncation of
-    // a `.log` file (recovery) happens before its segment is mapped for readers. Another
-    // process must not write the file: `LogDir` holds the data directory's OS lock.
-    unsafe { MmapOptions::new().len(len).map(file) }
+fn map_log(file: &File, len: usize, writable: bool) -> std::io::Result<MmapRaw> {
+    let mut options = MmapOptions::new();
+    options.len(len);
+    // `MmapRaw` hands out only a pointer: nothing here makes a Rust reference to the whole
+    // map. Readers slice published bytes (`published_range`), which are never modified or
+    // truncated while the segment is open; the writer copies only past them
+    // (`copy_into`). The only truncations of a `.log` file (recovery, and trimming the
+    // preallocated tail when a segment is sealed) cut bytes past the published size.
+    // Another process must not write the file: `LogDir` holds the data directory's OS lock.
+    if writable {
+        options.map_raw(file)
+    } else {
+        options.map_raw_read_only(file)
+    }
 }
 
 /// `len` bytes of the map from `start`, as a slice that covers only that range.
 #[allow(unsafe_code)]
-fn published_range(map: &Mmap, start: usize, len: usize) -> &[u8] {
+fn published_range(map: &MmapRaw, start: usize, len: usize) -> &[u8] {
     assert!(start.checked_add(len).is_some_and(|end| end <= map.len()));
     // SAFETY: the range is inside the mapping (checked above), the mapping lives as long
     // as `map`, and the caller only asks for published bytes, which nothing modifies
-    // while the segment is open (see `map_log`). Slicing just this range, rather than
-    // dereferencing the whole `Mmap`, keeps unpublished bytes, which the writer may be
-    // changing through the file, out of any Rust reference.
+    // while the segment is open (see `map_log`). Slicing just this range keeps
+    // unpublished bytes, which the writer may be changing, out of any Rust reference.
     unsafe { std::slice::from_raw_parts(map.as_ptr().add(start), len) }
+}
+
+/// Copies `data` to `pos` in a writable map.
+#[allow(unsafe_code)]
+fn copy_into(map: &MmapRaw, pos: usize, data: &[u8]) {
+    // SAFETY: `LogMap::write` checked that the range lies inside the mapping, which is
+    // writable and lives as long as `map`. The range is past the published size, so no
+    // reader holds a reference to it, and the partition's single writer (under the log's
+    // writer lock) is the only one copying; `data` is a separate buffer, so the ranges do
+    // not overlap. The file covers the range (the writer extended it first), so the
+    // stores cannot fault past its end.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), map.as_mut_ptr().add(pos), data.len()) }
 }

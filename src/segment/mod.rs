@@ -54,23 +54,45 @@ pub(crate) struct PendingBatch<'a> {
     pub index_entry: bool,
 }
 
-/// Writes every batch of `run` at `pos`, in as few `writev` calls as the kernel allows.
-fn write_all_vectored_at(file: &File, run: &[PendingBatch<'_>], pos: u64) -> std::io::Result<()> {
-    use std::io::{IoSlice, Seek, SeekFrom, Write};
-    let mut f = file;
-    f.seek(SeekFrom::Start(pos))?;
-    if let [one] = run {
-        return f.write_all(one.bytes);
-    }
-    let mut slices: Vec<IoSlice<'_>> = run.iter().map(|b| IoSlice::new(b.bytes)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match f.write_vectored(rest) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Smallest and largest step by which an active segment's file grows ahead of its data:
+/// the step doubles with the file, from 64 KiB, so a quiet partition reserves little disk
+/// and a busy one extends its file (one `fallocate`) once per 4 MiB.
+const MIN_GROWTH: u64 = 64 * 1024;
+const MAX_GROWTH: u64 = 4 * 1024 * 1024;
+
+/// Extends `file` from `from` to `to` bytes with its blocks reserved, so that the
+/// writer's stores into the mapped range never need the file system to allocate (a store
+/// that found the disk full would raise `SIGBUS` instead of returning an error).
+///
+/// `fallocate` on Linux; where it is unsupported, the range is written with zeros.
+fn extend_file(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(to - from).map_err(std::io::Error::other)?;
+        let offset = libc::off_t::try_from(from).map_err(std::io::Error::other)?;
+        loop {
+            #[allow(unsafe_code)]
+            // SAFETY: a plain system call on an open descriptor; no memory is passed.
+            let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) };
+            if r == 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EOPNOTSUPP | libc::ENOSYS) => break,
+                _ => return Err(e),
+            }
         }
+    }
+    use std::os::unix::fs::FileExt;
+    let zeros = vec![0u8; (to - from).min(MIN_GROWTH) as usize];
+    let mut pos = from;
+    while pos < to {
+        let n = (to - pos).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], pos)?;
+        pos += n as u64;
     }
     Ok(())
 }
@@ -116,6 +138,9 @@ pub(crate) struct Recovered {
     pub valid_bytes: u64,
     /// Bytes cut from the end, and why (`None` when nothing was cut).
     pub truncated: Option<(u64, TruncationReason)>,
+    /// Zeros cut from the end of a last segment: the space its file had reserved ahead of
+    /// its data when the process stopped (no batch was there).
+    pub zero_tail: u64,
 }
 
 /// One segment of a partition log.
@@ -125,7 +150,13 @@ pub(crate) struct Segment {
     log_path: PathBuf,
     file: File,
     size: AtomicU64,
-    /// Read-only map of the `.log` file; readers slice it below `size`.
+    /// Length of the file on disk: `size`, or beyond it while the segment is active (the
+    /// writer extends the file ahead of its data and trims it back when the segment is
+    /// sealed). Changed only by the writer, or during load.
+    allocated: AtomicU64,
+    /// Map of the `.log` file; readers slice it below `size`. Read-write and as long as
+    /// `segment.bytes` while the segment is active (the writer copies batches into it),
+    /// read-only and as long as the data once sealed.
     map: RwLock<Arc<LogMap>>,
     index: RwLock<OffsetIndex>,
     time_index: RwLock<TimeIndex>,
@@ -188,6 +219,7 @@ impl Segment {
             log_path,
             file,
             size: AtomicU64::new(size),
+            allocated: AtomicU64::new(size),
             map: RwLock::new(Arc::new(map)),
             index: RwLock::new(index),
             time_index: RwLock::new(time_index),
@@ -228,16 +260,28 @@ impl Segment {
         offsets.min(times)
     }
 
-    /// Writes a run of batches at the end of the segment with one `writev` (the single
-    /// writer's call), adds the index entries its batches ask for, then publishes the new
-    /// size.
+    /// Copies a run of batches to the end of the segment through its read-write map (the
+    /// single writer's call), adds the index entries its batches ask for, then publishes
+    /// the new size.
     ///
+    /// The copy is a store into the page cache, as a `write` would make, without the
+    /// system call: the file was extended over the range beforehand (see
+    /// [`Segment::reserve`]), and an fsync writes the pages out as it would written ones.
     /// Readers never see the new bytes before the size is published, so they never see
     /// part of a batch; an index entry may briefly point past the published size, which
     /// is harmless because scans never start beyond it.
     pub(crate) fn append(&self, run: &[PendingBatch<'_>]) -> Result<()> {
         let start = self.size.load(Ordering::Relaxed);
-        write_all_vectored_at(&self.file, run, start).at(&self.log_path)?;
+        let len: u64 = run.iter().map(|b| b.bytes.len() as u64).sum();
+        self.reserve(start + len)?;
+        {
+            let map = self.map.read();
+            let mut pos = start as usize;
+            for b in run {
+                map.write(pos, b.bytes);
+                pos += b.bytes.len();
+            }
+        }
         // Entries are gathered and written into the maps together, under one lock each:
         // a run then dirties the index pages once, where one store per batch could meet
         // a page that writeback had just cleaned (a write-protect fault) every time.
@@ -270,6 +314,44 @@ impl Segment {
             }
         }
         self.size.store(pos, Ordering::Release);
+        Ok(())
+    }
+
+    /// Makes the file at least `end` bytes long, its blocks reserved, and the map
+    /// writable over it; grows by a step that doubles with the file (see `MIN_GROWTH`),
+    /// and faults the new pages in at once so that the appends that fill them take no
+    /// page faults.
+    fn reserve(&self, end: u64) -> Result<()> {
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        if end <= allocated && self.map.read().is_writable() {
+            return Ok(());
+        }
+        let map_len = self.map.read().len() as u64;
+        if !self.map.read().is_writable() || map_len < end {
+            // Not made active, or a batch past `segment.bytes` (the log rolls before
+            // that): map afresh.
+            let map = LogMap::writable(&self.file, end.max(map_len) as usize).at(&self.log_path)?;
+            *self.map.write() = Arc::new(map);
+        }
+        if end <= allocated {
+            return Ok(());
+        }
+        let map_len = self.map.read().len() as u64;
+        let step = allocated.clamp(MIN_GROWTH, MAX_GROWTH);
+        let mut target = (allocated + step).min(map_len).max(end);
+        if let Err(e) = extend_file(&self.file, allocated, target) {
+            // Near a full disk or a file size limit, reserve only what this run needs:
+            // the append fails only if that does not fit either.
+            if target == end {
+                return Err(Error::io(self.log_path.clone(), e));
+            }
+            target = end;
+            extend_file(&self.file, allocated, target).at(&self.log_path)?;
+        }
+        self.allocated.store(target, Ordering::Relaxed);
+        self.map
+            .read()
+            .populate(allocated as usize, (target - allocated) as usize);
         Ok(())
     }
 
@@ -365,7 +447,10 @@ impl Segment {
     /// the last), and truncates the file after the last valid batch.
     ///
     /// `expected_at_least` is the smallest base offset the first batch may have (the end
-    /// of the previous segment). A legacy (magic 0/1) message with a valid CRC is not
+    /// of the previous segment). In the `last` segment, a tail of zeros to the end of the
+    /// file is the space reserved ahead of the data (see [`Segment::reserve`]): it is cut
+    /// but reported in `zero_tail`, not as a truncation. Elsewhere it is damage (a
+    /// segment's file is trimmed and fsynced before the next segment exists). A legacy (magic 0/1) message with a valid CRC is not
     /// corruption: the open fails with [`DecodeError::UnsupportedMagic`] naming the file
     /// and position, and nothing is truncated.
     pub(crate) fn recover(
@@ -373,6 +458,7 @@ impl Segment {
         expected_at_least: i64,
         index_interval: u64,
         index_bytes: usize,
+        last: bool,
     ) -> Result<Recovered> {
         let mut index = self.index.write();
         let mut time_index = self.time_index.write();
@@ -431,9 +517,14 @@ impl Segment {
             next = last + 1;
             valid_bytes = scanner.position();
         };
+        // An active segment's file runs ahead of its data with zeros (see `reserve`), and
+        // a crash leaves them behind: they are cut like a bad tail, but hold no batch.
+        let zero_tail = reason.is_some() && last && self.zeros(valid_bytes, file_size);
+        let reason = reason.filter(|_| !zero_tail);
         if valid_bytes < file_size {
             self.file.set_len(valid_bytes).at(&self.log_path)?;
         }
+        self.allocated.store(valid_bytes, Ordering::Relaxed);
         self.size.store(valid_bytes, Ordering::Release);
         if max_ts_offset >= 0 {
             time_index.maybe_push(max_ts, max_ts_offset, true);
@@ -446,7 +537,18 @@ impl Segment {
             next_offset: next.max(self.base_offset),
             valid_bytes,
             truncated,
+            zero_tail: if zero_tail {
+                file_size - valid_bytes
+            } else {
+                0
+            },
         })
+    }
+
+    /// Whether the published bytes `[from, to)` are all zero.
+    fn zeros(&self, from: u64, to: u64) -> bool {
+        let bytes = self.map.read().bytes(from as usize, (to - from) as usize);
+        bytes.iter().all(|&b| b == 0)
     }
 
     /// Checks both indexes against the log without reading it all: entry order and range,
@@ -534,17 +636,21 @@ impl Segment {
         Ok(matches!(scanner.next_batch(), Scanned::Batch(_, b) if b.base_offset() <= offset))
     }
 
-    /// Grows both indexes to `index_bytes` and the read map to `map_bytes`, so the
-    /// segment can take appends.
+    /// Grows both indexes to `index_bytes` and maps the log read-write over `map_bytes`
+    /// (the most it will hold), so the segment can take appends.
     pub(crate) fn make_active(&self, index_bytes: usize, map_bytes: usize) -> Result<()> {
         self.index.write().file_mut().resize(index_bytes)?;
         self.time_index.write().file_mut().resize(index_bytes)?;
-        self.ensure_mapped(map_bytes.max(self.size() as usize))
+        let len = map_bytes.max(self.size() as usize);
+        let map = LogMap::writable(&self.file, len).at(&self.log_path)?;
+        *self.map.write() = Arc::new(map);
+        Ok(())
     }
 
     /// Finishes an active segment at roll or close: the final time-index entry (the
-    /// segment's max timestamp), both indexes trimmed to their entries, and the read map
-    /// shrunk to the data.
+    /// segment's max timestamp), both indexes trimmed to their entries, the file trimmed
+    /// to its data (Kafka trims a preallocated segment the same way), and the map made
+    /// read-only and shrunk to the data. The caller fsyncs the log so the trim is durable.
     pub(crate) fn seal(&self) -> Result<()> {
         let (ts, off) = self.max_timestamp_and_offset();
         let mut time_index = self.time_index.write();
@@ -553,11 +659,20 @@ impl Segment {
         }
         time_index.file_mut().trim()?;
         self.index.write().file_mut().trim()?;
-        // Shrink the read map from `segment.bytes` to the data, so that sealed segments
-        // do not each hold a maximum-size mapping; readers of the old map keep it alive.
-        let size = self.size() as usize;
-        if self.map.read().len() > size {
-            *self.map.write() = Arc::new(LogMap::new(&self.file, size).at(&self.log_path)?);
+        let size = self.size();
+        // The file's own length, not `allocated`: a reservation that failed part way may
+        // have left the file longer than recorded.
+        if self.file.metadata().at(&self.log_path)?.len() > size {
+            self.file.set_len(size).at(&self.log_path)?;
+        }
+        self.allocated.store(size, Ordering::Relaxed);
+        // Shrink the map from `segment.bytes` to the data, so that sealed segments do not
+        // each hold a maximum-size mapping; readers of the old map keep it alive, and read
+        // only published bytes, all below the trimmed end.
+        let map = self.map.read().clone();
+        if map.len() > size as usize || map.is_writable() {
+            *self.map.write() =
+                Arc::new(LogMap::new(&self.file, size as usize).at(&self.log_path)?);
         }
         Ok(())
     }

@@ -1,0 +1,206 @@
+//! The active segment's file runs ahead of its data: appends copy batches into a shared
+//! map of space reserved (with `fallocate`) in steps, and the file is trimmed back to its
+//! batches when the segment is sealed (roll, close). A crash or a drop without close
+//! leaves the zeros behind; the next open cuts them without reporting a truncation and
+//! keeps every batch.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use partlog::{BatchBuilder, Codecs, Compression, Log, LogConfig, LogOptions, Record};
+
+fn config(segment_bytes: u32) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        ..LogConfig::default()
+    }
+}
+
+fn value(i: usize, len: usize) -> Vec<u8> {
+    let mut v = format!("record {i} ").into_bytes();
+    v.resize(len, b'a' + (i % 26) as u8);
+    v
+}
+
+/// Appends `batches` batches of `per_batch` records of `len` bytes, numbered from
+/// `first`, and returns the next number.
+fn append(log: &Log, first: usize, batches: usize, per_batch: usize, len: usize) -> usize {
+    let mut i = first;
+    for _ in 0..batches {
+        let mut b = BatchBuilder::new(Compression::None);
+        for _ in 0..per_batch {
+            b.push(
+                1_700_000_000_000 + i as i64,
+                None,
+                Some(&value(i, len)),
+                &[],
+            );
+            i += 1;
+        }
+        let info = log.append(b.build(&Codecs::default()).unwrap()).unwrap();
+        assert_eq!(info.base_offset, (i - per_batch) as i64);
+    }
+    i
+}
+
+fn read_all(log: &Log) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let batches = log.read(next, 1 << 20).unwrap();
+        for b in &batches {
+            for r in b.records(log.codecs()).unwrap() {
+                let r = r.unwrap();
+                if r.offset >= next {
+                    out.push(r);
+                }
+            }
+        }
+        next = out.last().map_or(next, |r| r.offset + 1);
+    }
+    out
+}
+
+fn assert_records(log: &Log, n: usize, len: usize) {
+    let records = read_all(log);
+    assert_eq!(records.len(), n);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.offset, i as i64);
+        assert_eq!(r.timestamp, 1_700_000_000_000 + i as i64);
+        assert_eq!(r.value.as_deref(), Some(&value(i, len)[..]), "record {i}");
+    }
+}
+
+/// `.log` files of `dir`, oldest first, with their lengths on disk.
+fn log_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .map(|p| {
+            let len = fs::metadata(&p).unwrap().len();
+            (p, len)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_active_file_is_reserved_ahead_in_doubling_steps_and_close_trims_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let log = Log::open(&dir, config(64 << 20)).unwrap();
+    assert_eq!(log_files(&dir)[0].1, 0, "an empty segment reserves nothing");
+
+    // One small batch reserves the first 64 KiB step.
+    let mut n = append(&log, 0, 1, 1, 1000);
+    assert_eq!(log_files(&dir)[0].1, 64 * 1024);
+    assert!(log.size_bytes() < 2048);
+
+    // Then the file grows in doubling steps (64, 128, 256 KiB…, at most 4 MiB), always
+    // ahead of the data and never more than one step ahead.
+    let mut lengths = vec![64 * 1024];
+    while log.size_bytes() < 12 << 20 {
+        n = append(&log, n, 1, 10, 1000);
+        let (_, len) = log_files(&dir)[0].clone();
+        assert!(len >= log.size_bytes(), "{len} < {}", log.size_bytes());
+        assert!(
+            len - log.size_bytes() <= 4 << 20,
+            "{len} vs {}",
+            log.size_bytes()
+        );
+        if lengths.last() != Some(&len) {
+            lengths.push(len);
+        }
+    }
+    let steps: Vec<u64> = lengths.windows(2).map(|w| w[1] - w[0]).collect();
+    let expected: Vec<u64> = [64u64, 128, 256, 512, 1024, 2048, 4096, 4096, 4096]
+        .iter()
+        .map(|k| k * 1024)
+        .take(steps.len())
+        .collect();
+    assert_eq!(steps, expected, "file lengths {lengths:?}");
+
+    log.close().unwrap();
+    assert_eq!(
+        log_files(&dir),
+        vec![(dir.join(format!("{:020}.log", 0)), log.size_bytes())]
+    );
+    drop(log);
+    let log = Log::open_with(
+        &dir,
+        config(64 << 20),
+        LogOptions {
+            clean_shutdown: true,
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(log.recovery_report().rebuilt_indexes, vec![]);
+    assert_eq!(log.recovery_report().zero_tail_bytes, 0);
+    assert_records(&log, n, 1000);
+}
+
+#[test]
+fn a_drop_without_close_leaves_zeros_that_the_next_open_cuts_keeping_every_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let log = Log::open(&dir, config(1 << 30)).unwrap();
+    let n = append(&log, 0, 50, 7, 300);
+    let data = log.size_bytes();
+    let (_, len) = log_files(&dir)[0].clone();
+    assert!(len > data, "reserved {len} for {data} bytes of batches");
+    drop(log);
+    assert_eq!(log_files(&dir)[0].1, len, "the zeros stay on disk");
+
+    let log = Log::open(&dir, config(1 << 30)).unwrap();
+    let report = log.recovery_report().clone();
+    assert_eq!(report.truncations, vec![], "zeros are no truncation");
+    assert_eq!(report.deleted_segments, Vec::<PathBuf>::new());
+    assert_eq!(report.zero_tail_bytes, len - data);
+    assert_eq!(report.bytes_recovered, data);
+    assert_eq!(log_files(&dir)[0].1, data, "the file is cut to its batches");
+    assert_eq!(log.log_end_offset(), n as i64);
+    assert_records(&log, n, 300);
+
+    // The reopened log appends after its last batch and reserves afresh.
+    let n = append(&log, n, 1, 1, 300);
+    assert_records(&log, n, 300);
+    log.close().unwrap();
+}
+
+#[test]
+fn a_roll_trims_the_sealed_file_and_only_the_active_one_runs_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    // 200 KiB segments: the third 64/128 KiB step is capped at `segment.bytes`.
+    let log = Log::open(&dir, config(200 * 1024)).unwrap();
+    let n = append(&log, 0, 120, 10, 500);
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 3, "{bases:?}");
+    let files = log_files(&dir);
+    assert_eq!(files.len(), bases.len());
+    let (active, sealed) = files.split_last().unwrap();
+    let mut total = 0;
+    for (path, len) in sealed {
+        assert!(*len <= 200 * 1024, "{}: {len}", path.display());
+        total += len;
+    }
+    // Every sealed file holds exactly its batches: the log's size is theirs plus the
+    // active segment's data, which its file runs ahead of.
+    let active_data = log.size_bytes() - total;
+    assert!(active.1 > active_data, "{active:?} for {active_data}");
+    assert!(active.1 <= 200 * 1024);
+    assert_records(&log, n, 500);
+
+    // Crash-like reopen: sealed segments are not touched, the active one is cut.
+    drop(log);
+    let log = Log::open(&dir, config(200 * 1024)).unwrap();
+    let report = log.recovery_report();
+    assert_eq!(report.truncations, vec![]);
+    assert_eq!(report.deleted_segments, Vec::<PathBuf>::new());
+    assert_eq!(report.zero_tail_bytes, active.1 - active_data);
+    assert_eq!(log.segment_base_offsets(), bases);
+    assert_records(&log, n, 500);
+}
