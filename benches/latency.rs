@@ -1,12 +1,14 @@
 //! End-to-end latency from a producer thread's `send_blocking` to a consumer thread
 //! receiving the record, for each wait strategy, beside the floor of a bare
-//! condition-variable wake-up between two threads, all in the same run. Prints p50, p99
-//! and p99.9 in microseconds (hdrhistogram).
+//! condition-variable wake-up between two threads and of a bare spin on an atomic, all in
+//! the same run. Prints p50, p99 and p99.9 in microseconds (hdrhistogram) for each of
+//! five interleaved rounds, then the median of each over the rounds and the target
+//! ratios.
 //!
 //! `cargo bench --bench latency`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,8 @@ use partlog::{
 
 const SAMPLES: usize = 20_000;
 const WARMUP: usize = 2_000;
+/// Interleaved rounds; the summary is the median of each percentile over them.
+const ROUNDS: usize = 5;
 /// Pause between messages, so that each one finds the consumer waiting.
 const GAP: Duration = Duration::from_micros(50);
 
@@ -112,6 +116,40 @@ fn condvar_floor() -> Histogram<u64> {
     reader.join().unwrap()
 }
 
+/// The floor for busy-spinning readers: one thread stores a timestamp in an atomic; the
+/// other spins on it and timestamps the change. What is left is the machine's own noise
+/// (interrupts, the hypervisor) and the cache-line transfer.
+fn spin_floor() -> Histogram<u64> {
+    let slot = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let base = Instant::now();
+    let (s2, d2) = (slot.clone(), done.clone());
+    let reader = thread::spawn(move || {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        let (mut n, mut last) = (0, 0);
+        while n < SAMPLES + WARMUP && !d2.load(Ordering::Relaxed) {
+            let sent = s2.load(Ordering::Acquire);
+            if sent == last {
+                std::hint::spin_loop();
+                continue;
+            }
+            last = sent;
+            let now = base.elapsed().as_nanos() as u64;
+            if n >= WARMUP {
+                h.record((now - sent) / 1000).unwrap();
+            }
+            n += 1;
+        }
+        h
+    });
+    for _ in 0..SAMPLES + WARMUP {
+        slot.store(base.elapsed().as_nanos() as u64, Ordering::Release);
+        pause(GAP);
+    }
+    done.store(true, Ordering::Relaxed);
+    reader.join().unwrap()
+}
+
 /// One measured row: a run that returns its latency histogram.
 type Run = Box<dyn Fn() -> Histogram<u64>>;
 
@@ -119,6 +157,7 @@ fn main() {
     // Criterion passes flags such as `--bench`; this harness takes none.
     let rows: Vec<(&str, Run)> = vec![
         ("condvar floor", Box::new(condvar_floor)),
+        ("spin floor", Box::new(spin_floor)),
         (
             "partlog park",
             Box::new(|| partlog_latency(WaitStrategy::Park)),
@@ -134,17 +173,42 @@ fn main() {
     ];
     println!("end-to-end latency, {SAMPLES} messages each, {GAP:?} apart (µs)");
     println!("{:<24} {:>8} {:>8} {:>8}", "", "p50", "p99", "p99.9");
-    // Two rounds, interleaved, so drift hits every row alike; each round prints.
-    for round in 1..=2 {
-        for (name, run) in &rows {
+    // Rounds, interleaved, so drift hits every row alike; each round prints, then the
+    // median of each percentile over the rounds.
+    let mut results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); rows.len()];
+    for round in 1..=ROUNDS {
+        for ((name, run), out) in rows.iter().zip(&mut results) {
             let h = run();
+            let q = [0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q));
             println!(
                 "{:<24} {:>8} {:>8} {:>8}   (round {round})",
-                name,
-                h.value_at_quantile(0.5),
-                h.value_at_quantile(0.99),
-                h.value_at_quantile(0.999)
+                name, q[0], q[1], q[2]
             );
+            out.push(q);
         }
     }
+    println!("median of {ROUNDS} rounds:");
+    let medians: Vec<[u64; 3]> = results
+        .iter()
+        .map(|r| {
+            [0, 1, 2].map(|i| {
+                let mut v: Vec<u64> = r.iter().map(|q| q[i]).collect();
+                v.sort_unstable();
+                v[v.len() / 2]
+            })
+        })
+        .collect();
+    for ((name, _), m) in rows.iter().zip(&medians) {
+        println!("{:<24} {:>8} {:>8} {:>8}", name, m[0], m[1], m[2]);
+    }
+    let p99 = |name: &str| {
+        let i = rows.iter().position(|(n, _)| *n == name).unwrap();
+        medians[i][1] as f64
+    };
+    println!(
+        "park p99 / condvar floor p99: {:.2}x (target <= 1.5x); busy-spin p99 {} µs (target < 5), spin floor p99 {} µs",
+        p99("partlog park") / p99("condvar floor").max(1.0),
+        p99("partlog busy-spin"),
+        p99("spin floor")
+    );
 }

@@ -309,10 +309,11 @@ impl Log {
         Ok(infos[0])
     }
 
-    /// Appends several batches as one chunk: consecutive offsets, one `writev` per
-    /// segment they land in, and one fsync for all of them when the policy asks. Cheaper
-    /// per batch than [`Log::append`] in a loop, because the kernel's cost per write call
-    /// dominates small writes. Index entries are still placed per batch.
+    /// Appends several batches as one chunk: consecutive offsets, one copy into the
+    /// segment's map per segment they land in, one wake-up of readers, and one fsync for
+    /// all of them when the policy asks. Cheaper per batch than [`Log::append`] in a
+    /// loop, which takes the writer lock and wakes readers once per batch. Index entries
+    /// are still placed per batch.
     ///
     /// Either every batch is checked and appended, or (on a validation error) none is.
     ///

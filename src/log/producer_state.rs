@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -136,7 +137,35 @@ pub(crate) enum Verdict {
 /// Every producer's state on one partition.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ProducerStates {
-    pub producers: HashMap<i64, ProducerEntry>,
+    pub producers: ProducerMap,
+}
+
+/// Producer entries by producer id.
+pub(crate) type ProducerMap = HashMap<i64, ProducerEntry, BuildHasherDefault<IdHasher>>;
+
+/// Hashes a producer id with one multiplication (Fibonacci hashing) instead of SipHash:
+/// every append looks its producer up, ids are small integers the broker hands out, and
+/// DoS resistance buys nothing for a map inside the application's own process.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_i64(&mut self, id: i64) {
+        let h = (id as u64 ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // hashbrown takes the bucket from the low bits and a tag from the top 7: fold the
+        // well-mixed high half down so both are.
+        self.0 = h ^ (h >> 32);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl ProducerStates {
@@ -408,7 +437,19 @@ impl Staged {
         mut next: i64,
         log_append_time: Option<i64>,
     ) -> Result<Staged> {
-        let mut overlay: HashMap<i64, ProducerEntry> = HashMap::new();
+        if let [batch] = batches {
+            // One batch: nothing later in the call to check against the state it leaves.
+            let Some(b) = BatchProducer::of(batch) else {
+                return Ok(Staged {
+                    batches: vec![None],
+                });
+            };
+            let verdict = check_entry(states.producers.get(&b.producer_id), partition, &b)?;
+            return Ok(Staged {
+                batches: vec![Some((b, verdict))],
+            });
+        }
+        let mut overlay: ProducerMap = HashMap::default();
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
             let last = next + i64::from(batch.last_offset_delta());

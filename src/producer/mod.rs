@@ -433,7 +433,8 @@ impl Sender {
         }
     }
 
-    /// Appends everything pending for `queue`, in order, as few `writev`s as possible.
+    /// Appends everything pending for `queue`, in order, in as few log appends as
+    /// possible.
     fn drain(&self, queue: &PartitionQueue) {
         let _order = queue.append.lock();
         queue.scheduled.store(false, Ordering::Release);
@@ -689,8 +690,8 @@ impl Producer {
     /// The partition is the record's own, else the configured partitioner's choice, else
     /// Kafka's: `(murmur2(key) & 0x7fffffff) % partitions` for a key, a sticky partition
     /// for keyless records. A batch is appended by the producer's sender thread when it
-    /// reaches `batch_size` bytes or `linger` after its first record; the sender writes
-    /// every batch waiting for a partition with one `writev`. When more than
+    /// reaches `batch_size` bytes or `linger` after its first record; the sender appends
+    /// every batch waiting for a partition in one call. When more than
     /// `buffer_memory` bytes wait, `send` appends them itself.
     ///
     /// # Errors
@@ -700,8 +701,8 @@ impl Producer {
         self.send_with(record, true)
     }
 
-    /// `send`; `linger` false skips scheduling the batch's linger deadline (the caller
-    /// appends it at once), sparing the sender thread a wake-up.
+    /// `send`; `linger` false appends the record's batch at once on this thread (for
+    /// `send_blocking`), without scheduling a linger deadline or waking the sender thread.
     fn send_with(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         self.check_open()?;
         if let Some(txn) = &self.inner.txn {
@@ -822,10 +823,10 @@ impl Producer {
             delta: open.builder.len() as i32 - 1,
             timestamp: ts,
         };
-        if open.builder.estimated_size() >= batch_size {
+        if open.builder.estimated_size() >= batch_size || !linger {
             sender.push_pending(queue, open.take(batch_size, queue.producer));
             handed_off = true;
-        } else if started && linger {
+        } else if started {
             // A linger too large for an `Instant` means: append only when full or flushed.
             if let Some(deadline) = Instant::now().checked_add(self.inner.config.linger) {
                 self.inner
@@ -834,7 +835,9 @@ impl Producer {
             }
         }
         drop(open);
-        if handed_off {
+        if !linger {
+            sender.drain(queue);
+        } else if handed_off {
             sender.hand_off(queue);
         }
         Ok(handle)
@@ -846,13 +849,7 @@ impl Producer {
     /// # Errors
     /// What [`Producer::send`] and [`SendHandle::wait`] return.
     pub fn send_blocking(&self, record: ProducerRecord<'_>) -> Result<RecordMetadata> {
-        let handle = self.send_with(record, false)?;
-        if !handle.is_done() {
-            let topics = self.topic(record.topic)?;
-            let queue = topics.queue(handle.partition)?;
-            self.inner.sender.flush_queue(&queue, None);
-        }
-        handle.wait()
+        self.send_with(record, false)?.wait()
     }
 
     /// Appends every pending batch now and waits until they are appended.
