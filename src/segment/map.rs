@@ -106,19 +106,24 @@ impl LogMap {
         copy_into(map, pos, data);
     }
 
-    /// Asks the kernel to fault in `[start, start + len)` for writing now, so that the
-    /// writer's copies into it take no page faults (best effort: kernels before 5.14 lack
-    /// `MADV_POPULATE_WRITE`, and then the pages fault in on first write as usual).
-    pub(crate) fn populate(&self, start: usize, len: usize) {
+    /// Faults `[start, start + len)` in for writing now (`MADV_POPULATE_WRITE`), so the
+    /// writer's stores there take no page fault. An error means a store could have
+    /// raised `SIGBUS`; kernels before 5.14 lack the advice (`EINVAL`), and then the
+    /// pages fault in on first store as usual.
+    pub(crate) fn populate(&self, start: usize, len: usize) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(m) = self.map.as_ref().filter(|_| self.writable)
+            && len > 0
             && start.checked_add(len).is_some_and(|end| end <= m.len())
         {
-            // Only a hint: an error leaves the pages to fault in when written.
-            let _hint = m.advise_range(memmap2::Advice::PopulateWrite, start, len);
+            return match m.advise_range(memmap2::Advice::PopulateWrite, start, len) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+                other => other,
+            };
         }
         #[cfg(not(target_os = "linux"))]
         let _ = (start, len);
+        Ok(())
     }
 }
 
