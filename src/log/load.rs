@@ -36,7 +36,9 @@ pub struct RecoveryReport {
     pub completed_swaps: Vec<PathBuf>,
     /// Zeros cut from the end of the last segment: the space an active segment's file
     /// reserves ahead of its data, which a crash or a drop without close leaves behind.
-    /// No batch was in them, so they are not among `truncations`.
+    /// No readable batch was in them, so they are not among `truncations`. After a power
+    /// loss, batches that were appended but not yet fsynced can come back as zeros too
+    /// (the file system kept the reserved blocks but not the data), and are counted here.
     pub zero_tail_bytes: u64,
 }
 
