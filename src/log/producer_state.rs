@@ -437,21 +437,9 @@ impl Staged {
         mut next: i64,
         log_append_time: Option<i64>,
     ) -> Result<Staged> {
-        if let [batch] = batches {
-            // One batch: nothing later in the call to check against the state it leaves.
-            let Some(b) = BatchProducer::of(batch) else {
-                return Ok(Staged {
-                    batches: vec![None],
-                });
-            };
-            let verdict = check_entry(states.producers.get(&b.producer_id), partition, &b)?;
-            return Ok(Staged {
-                batches: vec![Some((b, verdict))],
-            });
-        }
         let mut overlay: ProducerMap = HashMap::default();
         let mut out = Vec::with_capacity(batches.len());
-        for batch in batches {
+        for (i, batch) in batches.iter().enumerate() {
             let last = next + i64::from(batch.last_offset_delta());
             let Some(b) = BatchProducer::of(batch) else {
                 out.push(None);
@@ -462,7 +450,9 @@ impl Staged {
                 .get(&b.producer_id)
                 .or_else(|| states.producers.get(&b.producer_id));
             let verdict = check_entry(known, partition, &b)?;
-            if verdict == Verdict::Append {
+            // The state a batch leaves is only read by later batches of the call: the last
+            // one (the only one, for most appends) skips building it.
+            if verdict == Verdict::Append && i + 1 < batches.len() {
                 let meta = BatchMeta {
                     first_seq: b.base_sequence,
                     last_seq: b.last_sequence(),

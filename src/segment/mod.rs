@@ -413,11 +413,14 @@ impl Segment {
     /// never past the process's file size limit unless the run itself needs it.
     fn reserve(&self, end: u64) -> Result<()> {
         let allocated = self.allocated.load(Ordering::Relaxed);
-        if end <= allocated && self.map.read().is_writable() {
+        let (writable, map_len) = {
+            let map = self.map.read();
+            (map.is_writable(), map.len() as u64)
+        };
+        if end <= allocated && writable {
             return Ok(());
         }
-        let map_len = self.map.read().len() as u64;
-        if !self.map.read().is_writable() || map_len < end {
+        if !writable || map_len < end {
             // Not made active, or a batch past `segment.bytes` (the log rolls before
             // that): map afresh.
             let map = LogMap::writable(&self.file, end.max(map_len) as usize).at(&self.log_path)?;
