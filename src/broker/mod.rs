@@ -171,14 +171,18 @@ impl Broker {
         self.inner.topic_epoch.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed(format!(
-                "broker at {}",
-                self.path().display()
-            )));
+            return Err(self.closed_error());
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn closed_error(&self) -> Error {
+        Error::Closed(format!("broker at {}", self.path().display()))
     }
 
     fn save_topics(&self) -> Result<()> {

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::batch::{Header, RecordBatch, TimestampType};
 use super::layout::*;
-use super::varint::{put_varint, varint_len};
+use super::varint::{unsigned_len, varint_len};
 use super::{Codecs, Compression};
 use crate::error::DecodeError;
 
@@ -40,6 +40,9 @@ impl Default for ProducerInfo {
 /// The builder keeps the uncompressed records in one buffer, after room for the 61-byte
 /// header, and compresses once in [`BatchBuilder::build`]; an uncompressed batch from
 /// [`BatchBuilder::into_encoded`] gets its header written in place, without a copy.
+/// The buffer is zero-filled ahead of the records: a record's fields are written straight
+/// into their place without a capacity check each, and the fill brings the buffer's cache
+/// lines to the filling thread in one sweep rather than a miss per record.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     compression: Compression,
@@ -50,7 +53,10 @@ pub struct BatchBuilder {
     max_timestamp: i64,
     max_timestamp_delta: i32,
     count: i32,
+    /// `records[..used]` is the batch so far (room for the header, then the records);
+    /// the rest is zeros, room for the next records.
     records: Vec<u8>,
+    used: usize,
 }
 
 impl BatchBuilder {
@@ -66,15 +72,14 @@ impl BatchBuilder {
             max_timestamp_delta: 0,
             count: 0,
             records: vec![0; BATCH_HEADER_SIZE],
+            used: BATCH_HEADER_SIZE,
         }
     }
 
     /// An empty builder whose record buffer starts with `capacity` bytes reserved.
     pub fn with_capacity(compression: Compression, capacity: usize) -> BatchBuilder {
         let mut b = BatchBuilder::new(compression);
-        let mut records = Vec::with_capacity(capacity.max(BATCH_HEADER_SIZE));
-        records.resize(BATCH_HEADER_SIZE, 0);
-        b.records = records;
+        b.records = vec![0; capacity.max(BATCH_HEADER_SIZE)];
         b
     }
 
@@ -117,7 +122,7 @@ impl BatchBuilder {
 
     /// The size the batch would have uncompressed.
     pub fn estimated_size(&self) -> usize {
-        self.records.len()
+        self.used
     }
 
     /// The size a record would add to the uncompressed batch.
@@ -136,7 +141,7 @@ impl BatchBuilder {
     ///
     /// The producer sizes a record before deciding which batch takes it; the head it
     /// gets is what [`BatchBuilder::push_head`] writes, so nothing is encoded twice.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn head(
         &self,
         timestamp: i64,
@@ -149,35 +154,31 @@ impl BatchBuilder {
         } else {
             timestamp.wrapping_sub(self.base_timestamp)
         };
-        let mut buf = [0u8; RecordHead::CAPACITY];
-        // attributes (always 0 for a v2 record) at LENGTH_ROOM, then the deltas and the
-        // key's length; the value's length follows in the same buffer.
-        let mut at = LENGTH_ROOM + 1;
-        put_unsigned(&mut buf, &mut at, zigzag64(ts_delta));
-        put_unsigned(&mut buf, &mut at, zigzag32(self.count));
-        put_unsigned(&mut buf, &mut at, zigzag32(len_or_null(key)));
-        let value_len_at = at;
-        put_unsigned(&mut buf, &mut at, zigzag32(len_or_null(value)));
-        let mut body = (at - LENGTH_ROOM)
+        let ts_delta = zigzag64(ts_delta);
+        let offset_delta = zigzag32(self.count);
+        let key_len = zigzag32(len_or_null(key));
+        let value_len = zigzag32(len_or_null(value));
+        // Attributes (one byte, always 0 in v2), the deltas, the lengths and the data.
+        let mut body = 1
+            + unsigned_len(ts_delta)
+            + unsigned_len(offset_delta)
+            + unsigned_len(key_len)
+            + unsigned_len(value_len)
             + key.map_or(0, <[u8]>::len)
             + value.map_or(0, <[u8]>::len)
             + varint_len(headers.len() as i32);
         for h in headers {
             body += bytes_len(Some(h.key.as_bytes())) + bytes_len(h.value.as_deref());
         }
-        // The record's length goes right before its attributes.
-        let n = varint_len(body as i32);
-        let start = LENGTH_ROOM - n;
-        put_unsigned(&mut buf, &mut { start }, zigzag32(body as i32));
-        let mut head = RecordHead {
-            buf,
-            start,
-            end: at,
-            value_len_at,
-            size: 0,
-        };
-        head.size = n + body;
-        head
+        let length = zigzag32(body as i32);
+        RecordHead {
+            length,
+            ts_delta,
+            offset_delta,
+            key_len,
+            value_len,
+            size: unsigned_len(length) + body,
+        }
     }
 
     /// Appends a record with the next offset delta.
@@ -197,7 +198,7 @@ impl BatchBuilder {
 
     /// [`BatchBuilder::push`] with the head [`BatchBuilder::head`] made for the same
     /// record against this builder's current state.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_head(
         &mut self,
         head: &RecordHead,
@@ -213,29 +214,39 @@ impl BatchBuilder {
             self.max_timestamp = timestamp;
             self.max_timestamp_delta = self.count;
         }
-        let r = &mut self.records;
-        r.reserve(head.size);
-        match key {
-            // A null key: the value's length follows the head at once.
-            None => r.extend_from_slice(&head.buf[head.start..head.end]),
-            Some(key) => {
-                r.extend_from_slice(&head.buf[head.start..head.value_len_at]);
-                r.extend_from_slice(key);
-                r.extend_from_slice(&head.buf[head.value_len_at..head.end]);
-            }
+        let end = self.used + head.size;
+        if end > self.records.len() {
+            let grown = end.max(self.records.len() * 2);
+            self.records.resize(grown, 0);
         }
+        let mut out = Slot {
+            buf: &mut self.records[self.used..end],
+            at: 0,
+        };
+        // Each field straight into its place: a head encoded on the stack and copied in
+        // stalls on the copy's wide load of the byte stores just made.
+        out.unsigned(head.length);
+        // The attributes' zero is already there.
+        out.at += 1;
+        out.unsigned(head.ts_delta);
+        out.unsigned(head.offset_delta);
+        out.unsigned(head.key_len);
+        if let Some(key) = key {
+            out.put(key);
+        }
+        out.unsigned(head.value_len);
         if let Some(value) = value {
-            r.extend_from_slice(value);
+            out.put(value);
         }
-        if headers.is_empty() {
-            r.push(0);
-        } else {
-            put_varint(r, headers.len() as i32);
+        // The header count; a record without headers ends with its zero, already there.
+        if !headers.is_empty() {
+            out.unsigned(zigzag32(headers.len() as i32));
             for h in headers {
-                put_bytes(r, Some(h.key.as_bytes()));
-                put_bytes(r, h.value.as_deref());
+                out.bytes(Some(h.key.as_bytes()));
+                out.bytes(h.value.as_deref());
             }
         }
+        self.used = end;
         self.count += 1;
     }
 
@@ -247,11 +258,11 @@ impl BatchBuilder {
     /// # Errors
     /// [`DecodeError::CodecUnavailable`] or [`DecodeError::Codec`] from the codec.
     pub fn build(&self, codecs: &Codecs) -> Result<EncodedBatch, DecodeError> {
-        let mut out = Vec::with_capacity(self.records.len());
+        let mut out = Vec::with_capacity(self.used);
         out.resize(BATCH_HEADER_SIZE, 0);
         codecs.compress(
             self.compression,
-            &self.records[BATCH_HEADER_SIZE..],
+            &self.records[BATCH_HEADER_SIZE..self.used],
             &mut out,
         )?;
         Ok(self.finish(out))
@@ -264,7 +275,8 @@ impl BatchBuilder {
     /// [`DecodeError::CodecUnavailable`] or [`DecodeError::Codec`] from the codec.
     pub fn into_encoded(mut self, codecs: &Codecs) -> Result<EncodedBatch, DecodeError> {
         if self.compression == Compression::None {
-            let out = std::mem::take(&mut self.records);
+            let mut out = std::mem::take(&mut self.records);
+            out.truncate(self.used);
             return Ok(self.finish(out));
         }
         self.build(codecs)
@@ -296,7 +308,8 @@ impl BatchBuilder {
 
     /// Empties the builder for reuse, keeping its buffer's capacity and settings.
     pub fn clear(&mut self) {
-        self.records.truncate(BATCH_HEADER_SIZE);
+        self.records[BATCH_HEADER_SIZE..self.used].fill(0);
+        self.used = BATCH_HEADER_SIZE;
         self.count = 0;
         self.base_timestamp = NO_TIMESTAMP;
         self.max_timestamp = NO_TIMESTAMP;
@@ -467,37 +480,66 @@ fn bytes_len(b: Option<&[u8]>) -> usize {
     }
 }
 
-#[inline]
-fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(out, -1),
-        Some(b) => {
-            put_varint(out, b.len() as i32);
-            out.extend_from_slice(b);
+/// A record's room in a builder's zero-filled buffer, written front to back.
+struct Slot<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Slot<'_> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+
+    /// An unsigned varint; deltas and short lengths take one or two bytes, so those
+    /// cases go first.
+    #[inline(always)]
+    fn unsigned(&mut self, mut u: u64) {
+        if u < 0x80 {
+            self.buf[self.at] = u as u8;
+            self.at += 1;
+            return;
+        }
+        if u < 0x4000 {
+            self.buf[self.at] = (u as u8) | 0x80;
+            self.buf[self.at + 1] = (u >> 7) as u8;
+            self.at += 2;
+            return;
+        }
+        while u >= 0x80 {
+            self.buf[self.at] = (u as u8) | 0x80;
+            u >>= 7;
+            self.at += 1;
+        }
+        self.buf[self.at] = u as u8;
+        self.at += 1;
+    }
+
+    fn bytes(&mut self, b: Option<&[u8]>) {
+        match b {
+            None => self.unsigned(zigzag32(-1)),
+            Some(b) => {
+                self.unsigned(zigzag32(b.len() as i32));
+                self.put(b);
+            }
         }
     }
 }
 
-/// Bytes kept in front of a [`RecordHead`]'s fields for the record's length varint.
-const LENGTH_ROOM: usize = 5;
-
-/// A record's encoded fixed fields: its length, attributes, timestamp delta, offset
-/// delta and key length in `buf[start..value_len_at]`, then its value length up to
-/// `end`. `size` is the whole record's, length included.
+/// A record's fixed fields, zigzagged, as [`BatchBuilder::head`] sized them: its
+/// length, the timestamp and offset deltas, the key's and the value's lengths. `size` is
+/// the whole record's, length included.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RecordHead {
-    buf: [u8; RecordHead::CAPACITY],
-    start: usize,
-    end: usize,
-    value_len_at: usize,
+    length: u64,
+    ts_delta: u64,
+    offset_delta: u64,
+    key_len: u64,
+    value_len: u64,
     /// Bytes the record takes in the batch.
     pub(crate) size: usize,
-}
-
-impl RecordHead {
-    /// Length (5) + attributes (1) + timestamp delta (10) + offset delta (5) + key
-    /// length (5) + value length (5).
-    const CAPACITY: usize = LENGTH_ROOM + 1 + 10 + 5 + 5 + 5;
 }
 
 #[inline]
@@ -515,28 +557,20 @@ fn zigzag64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-/// Writes `u` as an unsigned varint into a head's buffer at `*at`, advancing it. Deltas
-/// and short lengths take one byte, so that case goes first.
-#[inline(always)]
-fn put_unsigned(buf: &mut [u8; RecordHead::CAPACITY], at: &mut usize, mut u: u64) {
-    if u < 0x80 && *at < buf.len() {
-        buf[*at] = u as u8;
-        *at += 1;
-        return;
-    }
-    while u >= 0x80 {
-        buf[*at] = (u as u8) | 0x80;
-        u >>= 7;
-        *at += 1;
-    }
-    buf[*at] = u as u8;
-    *at += 1;
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::varint::{put_varint, put_varlong};
     use super::*;
+
+    fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+        match b {
+            None => put_varint(out, -1),
+            Some(b) => {
+                put_varint(out, b.len() as i32);
+                out.extend_from_slice(b);
+            }
+        }
+    }
 
     /// The record as the format spells it, field by field.
     fn reference(
@@ -592,7 +626,7 @@ mod tests {
             );
             b.push(ts, key, value, headers);
             expected.extend_from_slice(&record);
-            assert_eq!(b.records, expected, "case {i}");
+            assert_eq!(b.records[..b.used], expected, "case {i}");
         }
     }
 }

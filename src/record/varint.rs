@@ -36,11 +36,14 @@ pub(crate) fn varlong_len(v: i64) -> usize {
     unsigned_len(((v << 1) ^ (v >> 63)) as u64)
 }
 
+/// Bytes an unsigned varint of `u` takes.
 #[inline]
-fn unsigned_len(u: u64) -> usize {
-    // One byte per started group of 7 bits; zero still takes one byte.
-    let bits = 64 - (u | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+pub(crate) fn unsigned_len(u: u64) -> usize {
+    // One byte per started group of 7 bits; zero still takes one byte. With `b` the
+    // index of the top bit, that is `b / 7 + 1`, computed as `(9b + 73) / 64`, which
+    // agrees for every `b` in 0..64 and takes a multiply-free shift instead of a division.
+    let top = (u | 1).ilog2() as usize;
+    (top * 9 + 73) >> 6
 }
 
 /// Reads a zigzag varint at `*pos`, advancing it. `None` when the bytes run out or the
@@ -125,6 +128,19 @@ mod tests {
             let mut pos = 0;
             assert_eq!(get_varlong(&out, &mut pos), Some(v));
         }
+    }
+
+    #[test]
+    fn lengths_match_the_bytes_written_at_every_bit_width() {
+        for bit in 0..64 {
+            for u in [1u64 << bit, (1u64 << bit) - 1, (1u64 << bit) | 1] {
+                let mut out = Vec::new();
+                put_unsigned(&mut out, u);
+                assert_eq!(unsigned_len(u), out.len(), "{u:#x}");
+            }
+        }
+        assert_eq!(unsigned_len(0), 1);
+        assert_eq!(unsigned_len(u64::MAX), 10);
     }
 
     #[test]
