@@ -326,6 +326,16 @@ impl Log {
         Ok(infos)
     }
 
+    /// [`Log::append_batches`] leaving the batches with the caller, whose buffers the
+    /// producer reuses.
+    pub(crate) fn append_batches_in_place(
+        &self,
+        batches: &mut [EncodedBatch],
+        infos: &mut Vec<AppendInfo>,
+    ) -> Result<()> {
+        self.append_all(batches, infos)
+    }
+
     fn append_all(&self, batches: &mut [EncodedBatch], infos: &mut Vec<AppendInfo>) -> Result<()> {
         self.check_writable()?;
         for b in batches.iter() {

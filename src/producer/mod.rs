@@ -260,16 +260,24 @@ impl OpenBatch {
         }
     }
 
-    /// Takes the batch out, leaving an empty one in its place. An idempotent producer's
-    /// batch gets its id, epoch and base sequence here, once per batch (as Kafka's
-    /// sender does when it drains a batch), and the partition's sequence moves past it.
-    fn take(&mut self, capacity: usize, producer: Option<ProducerId>) -> TakenBatch {
+    /// Takes the batch out, leaving an empty one in its place (in a buffer from
+    /// `buffers` when it has one). An idempotent producer's batch gets its id, epoch and
+    /// base sequence here, once per batch (as Kafka's sender does when it drains a
+    /// batch), and the partition's sequence moves past it.
+    fn take(
+        &mut self,
+        capacity: usize,
+        producer: Option<ProducerId>,
+        buffers: &Buffers,
+    ) -> TakenBatch {
         self.generation += 1;
         let compression = self.builder.compression();
-        let mut builder = std::mem::replace(
-            &mut self.builder,
-            BatchBuilder::with_capacity(compression, capacity),
-        );
+        let next = match buffers.take() {
+            Some(buffer) => BatchBuilder::with_buffer(compression, buffer, capacity),
+            None => BatchBuilder::with_capacity(compression, capacity),
+        };
+        let mut builder = std::mem::replace(&mut self.builder, next);
+        let state = std::mem::replace(&mut self.state, buffers.take_state());
         if let Some(id) = producer {
             let base_sequence = self.next_sequence;
             self.next_sequence = idempotence::next_sequence(base_sequence, builder.len());
@@ -277,12 +285,71 @@ impl OpenBatch {
                 .producer(id.batch_info(base_sequence))
                 .transactional(id.transactional);
         }
-        (builder, std::mem::take(&mut self.state))
+        (builder, state)
     }
 }
 
 /// A batch taken from a partition's open batch, with the state its handles wait on.
 type TakenBatch = (BatchBuilder, Arc<BatchState>);
+
+/// Buffers of batches already appended, and their states once no handle holds them, for
+/// the next batches: without them each batch's buffer and state are allocated on the
+/// sending thread and freed on the sender thread, and the two threads take turns on the
+/// allocator's lock for them (a futex wait, often).
+#[derive(Debug)]
+struct Buffers {
+    spare: Mutex<Vec<Vec<u8>>>,
+    states: Mutex<Vec<Arc<BatchState>>>,
+    /// Buffers (and states) kept at most, for the whole producer: an eighth of
+    /// `buffer_memory` in `batch.size` buffers (256 with Kafka's defaults, 4 MiB), so
+    /// that a sender thread catching up on many batches at once gives them all back.
+    keep: usize,
+    /// Buffers larger than this (grown by a record over `batch.size`) are not kept.
+    max_bytes: usize,
+}
+
+impl Buffers {
+    fn new(batch_size: usize, buffer_memory: usize) -> Buffers {
+        Buffers {
+            spare: Mutex::new(Vec::new()),
+            states: Mutex::new(Vec::new()),
+            keep: (buffer_memory / 8 / batch_size.max(1)).max(4),
+            max_bytes: 2 * batch_size.max(BATCH_HEADER_SIZE),
+        }
+    }
+
+    fn take(&self) -> Option<Vec<u8>> {
+        self.spare.lock().pop()
+    }
+
+    fn take_state(&self) -> Arc<BatchState> {
+        self.states.lock().pop().unwrap_or_default()
+    }
+
+    /// Keeps the state of an appended batch for a later batch, if no handle holds it.
+    fn give_back_state(&self, mut state: Arc<BatchState>) {
+        let Some(unused) = Arc::get_mut(&mut state) else {
+            return;
+        };
+        *unused.result.get_mut() = None;
+        let mut states = self.states.lock();
+        if states.len() < self.keep {
+            states.push(state);
+        }
+    }
+
+    /// Keeps `buffer` for a later batch of `batch_limit` bytes, unless enough are kept
+    /// or it is too small or too large for one.
+    fn give_back(&self, buffer: Vec<u8>, batch_limit: usize) {
+        if !(batch_limit..=self.max_bytes).contains(&buffer.capacity()) {
+            return;
+        }
+        let mut spare = self.spare.lock();
+        if spare.len() < self.keep {
+            spare.push(buffer);
+        }
+    }
+}
 
 /// Keeps a value on cache lines of its own (128 bytes: adjacent-line prefetching pairs
 /// 64-byte lines on x86).
@@ -403,6 +470,8 @@ struct Sender {
     /// Bytes of batches in the partitions' `pending` queues.
     pending_bytes: AtomicUsize,
     buffer_memory: usize,
+    /// Buffers of appended batches, for the partitions' next batches.
+    buffers: Buffers,
 }
 
 #[derive(Debug, Default)]
@@ -444,7 +513,7 @@ impl Sender {
                 return;
             }
             let bytes: usize = batches.iter().map(|(b, _)| b.estimated_size()).sum();
-            append_ready(&self.codecs, queue, batches);
+            append_ready(&self.codecs, queue, batches, &self.buffers);
             self.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
     }
@@ -455,7 +524,7 @@ impl Sender {
         {
             let mut open = queue.open.lock();
             if !open.builder.is_empty() && generation.is_none_or(|g| g == open.generation) {
-                let taken = open.take(queue.batch_limit, queue.producer);
+                let taken = open.take(queue.batch_limit, queue.producer, &self.buffers);
                 self.push_pending(queue, taken);
             } else if generation.is_some() {
                 return;
@@ -556,6 +625,7 @@ impl Producer {
             codecs: broker.config().codecs.clone(),
             pending_bytes: AtomicUsize::new(0),
             buffer_memory: config.buffer_memory,
+            buffers: Buffers::new(config.batch_size, config.buffer_memory),
         });
         let txn = transactions::TxnState::new(&broker, &config);
         // A transactional producer stays closed until `init_transactions`.
@@ -804,7 +874,8 @@ impl Producer {
         let sender = &self.inner.sender;
         let mut handed_off = false;
         if !open.builder.is_empty() && open.builder.estimated_size() + head.size > batch_size {
-            sender.push_pending(queue, open.take(batch_size, queue.producer));
+            let taken = open.take(batch_size, queue.producer, &sender.buffers);
+            sender.push_pending(queue, taken);
             handed_off = true;
             // Deltas against a new first record differ: encode it again.
             head = open.builder.head(ts, key, value, headers);
@@ -830,7 +901,8 @@ impl Producer {
             timestamp: ts,
         };
         if open.builder.estimated_size() >= batch_size || !linger {
-            sender.push_pending(queue, open.take(batch_size, queue.producer));
+            let taken = open.take(batch_size, queue.producer, &sender.buffers);
+            sender.push_pending(queue, taken);
             handed_off = true;
         } else if started {
             // A linger too large for an `Instant` means: append only when full or flushed.
@@ -968,6 +1040,7 @@ fn append_ready(
     codecs: &Codecs,
     queue: &PartitionQueue,
     ready: Vec<(BatchBuilder, Arc<BatchState>)>,
+    buffers: &Buffers,
 ) {
     if let Some(txn) = &queue.txn
         && let Err(e) = txn.add_partition(&queue.topic, queue.partition, queue.producer)
@@ -983,7 +1056,15 @@ fn append_ready(
     let mut encoded = Vec::with_capacity(ready.len());
     let mut states = Vec::with_capacity(ready.len());
     for (builder, state) in ready {
-        match builder.into_encoded(codecs) {
+        let encoded_batch = if builder.compression() == Compression::None {
+            // Encoded in its own buffer, which goes back to `buffers` once appended.
+            builder.into_encoded(codecs)
+        } else {
+            let batch = builder.build(codecs);
+            buffers.give_back(builder.into_buffer(), queue.batch_limit);
+            batch
+        };
+        match encoded_batch {
             Ok(batch) => {
                 encoded.push(batch);
                 states.push(state);
@@ -1001,10 +1082,12 @@ fn append_ready(
     if encoded.is_empty() {
         return;
     }
-    match queue.log.append_batches(encoded) {
-        Ok(infos) => {
-            for (state, info) in states.iter().zip(infos) {
+    let mut infos = Vec::with_capacity(encoded.len());
+    match queue.log.append_batches_in_place(&mut encoded, &mut infos) {
+        Ok(()) => {
+            for (state, info) in states.into_iter().zip(infos) {
                 state.complete(Ok(info));
+                buffers.give_back_state(state);
             }
         }
         Err(e) => {
@@ -1014,5 +1097,8 @@ fn append_ready(
                 state.complete(Err(e.clone()));
             }
         }
+    }
+    for batch in encoded {
+        buffers.give_back(batch.into_buffer(), queue.batch_limit);
     }
 }

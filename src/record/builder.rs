@@ -62,6 +62,12 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// An empty builder for a batch compressed with `compression`.
     pub fn new(compression: Compression) -> BatchBuilder {
+        BatchBuilder::with_records(compression, vec![0; BATCH_HEADER_SIZE])
+    }
+
+    /// An empty builder over `records`, zero-filled and at least the header long.
+    fn with_records(compression: Compression, records: Vec<u8>) -> BatchBuilder {
+        debug_assert!(records.len() >= BATCH_HEADER_SIZE && records.iter().all(|&b| b == 0));
         BatchBuilder {
             compression,
             producer: ProducerInfo::NONE,
@@ -71,16 +77,26 @@ impl BatchBuilder {
             max_timestamp: NO_TIMESTAMP,
             max_timestamp_delta: 0,
             count: 0,
-            records: vec![0; BATCH_HEADER_SIZE],
+            records,
             used: BATCH_HEADER_SIZE,
         }
     }
 
     /// An empty builder whose record buffer starts with `capacity` bytes reserved.
     pub fn with_capacity(compression: Compression, capacity: usize) -> BatchBuilder {
-        let mut b = BatchBuilder::new(compression);
-        b.records = vec![0; capacity.max(BATCH_HEADER_SIZE)];
-        b
+        BatchBuilder::with_records(compression, vec![0; capacity.max(BATCH_HEADER_SIZE)])
+    }
+
+    /// [`BatchBuilder::with_capacity`] reusing `buffer`'s allocation (its contents are
+    /// discarded), as the producer does with the buffers of batches already appended.
+    pub(crate) fn with_buffer(
+        compression: Compression,
+        mut buffer: Vec<u8>,
+        capacity: usize,
+    ) -> BatchBuilder {
+        buffer.clear();
+        buffer.resize(capacity.max(BATCH_HEADER_SIZE), 0);
+        BatchBuilder::with_records(compression, buffer)
     }
 
     /// Sets the producer id, epoch and base sequence.
@@ -306,6 +322,11 @@ impl BatchBuilder {
         }
     }
 
+    /// The builder's buffer, for reuse.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.records
+    }
+
     /// Empties the builder for reuse, keeping its buffer's capacity and settings.
     pub fn clear(&mut self) {
         self.records[BATCH_HEADER_SIZE..self.used].fill(0);
@@ -408,6 +429,11 @@ impl EncodedBatch {
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The buffer holding the bytes, for reuse.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.bytes
     }
 
     /// Total size in bytes, including the 12-byte log overhead.
