@@ -21,7 +21,7 @@ pub use partitioner::{Partitioner, murmur2, partition_for_key};
 use crate::broker::{Broker, Topic, TopicCompression};
 use crate::error::{Error, Result};
 use crate::log::{AppendInfo, Log};
-use crate::record::{BATCH_HEADER_SIZE, BatchBuilder, Codecs, Compression, Header};
+use crate::record::{BATCH_HEADER_SIZE, BatchBuilder, Codecs, Compression, EncodedBatch, Header};
 
 /// Producer settings; `Default` gives Kafka's defaults where they apply.
 #[derive(Clone, Debug)]
@@ -292,6 +292,16 @@ impl OpenBatch {
 /// A batch taken from a partition's open batch, with the state its handles wait on.
 type TakenBatch = (BatchBuilder, Arc<BatchState>);
 
+/// A drain's working lists, kept between drains (empty, with their room) so that an
+/// append of one batch (`send_blocking`) allocates none of them.
+#[derive(Debug, Default)]
+struct Drain {
+    batches: VecDeque<TakenBatch>,
+    encoded: Vec<EncodedBatch>,
+    states: Vec<Arc<BatchState>>,
+    infos: Vec<AppendInfo>,
+}
+
 /// Buffers of batches already appended, and their states once no handle holds them, for
 /// the next batches: without them each batch's buffer and state are allocated on the
 /// sending thread and freed on the sender thread, and the two threads take turns on the
@@ -382,8 +392,8 @@ struct PartitionQueue {
     /// Whether the sender thread has this queue on its list.
     scheduled: AtomicBool,
     /// Held while draining `pending`, so batches reach the log one drain at a time, in
-    /// order.
-    append: Mutex<()>,
+    /// order; holds the drain's working lists.
+    append: Mutex<Drain>,
     /// The idempotent producer's id and epoch, stamped on batches as they are taken.
     producer: Option<ProducerId>,
     /// The topic, and the transaction its batches join (transactional producers).
@@ -443,7 +453,7 @@ impl TopicQueues {
                 ))),
                 pending: CachePadded(Mutex::new(VecDeque::new())),
                 scheduled: AtomicBool::new(false),
-                append: Mutex::new(()),
+                append: Mutex::new(Drain::default()),
                 producer: self.producer,
                 topic: self.topic.name.clone(),
                 txn: self.txn.clone(),
@@ -505,15 +515,19 @@ impl Sender {
     /// Appends everything pending for `queue`, in order, in as few log appends as
     /// possible.
     fn drain(&self, queue: &PartitionQueue) {
-        let _order = queue.append.lock();
+        let mut drain = queue.append.lock();
         queue.scheduled.store(false, Ordering::Release);
         loop {
-            let batches: Vec<_> = queue.pending.lock().drain(..).collect();
-            if batches.is_empty() {
-                return;
+            {
+                // Swapped rather than copied out: `pending` keeps the empty queue's room.
+                let mut pending = queue.pending.lock();
+                if pending.is_empty() {
+                    return;
+                }
+                std::mem::swap(&mut *pending, &mut drain.batches);
             }
-            let bytes: usize = batches.iter().map(|(b, _)| b.estimated_size()).sum();
-            append_ready(&self.codecs, queue, batches, &self.buffers);
+            let bytes: usize = drain.batches.iter().map(|(b, _)| b.estimated_size()).sum();
+            append_ready(&self.codecs, queue, &mut drain, &self.buffers);
             self.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
     }
@@ -1036,26 +1050,26 @@ impl Drop for ProducerInner {
     }
 }
 
-fn append_ready(
-    codecs: &Codecs,
-    queue: &PartitionQueue,
-    ready: Vec<(BatchBuilder, Arc<BatchState>)>,
-    buffers: &Buffers,
-) {
+/// Appends the batches of `drain.batches` (leaving the lists empty).
+fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buffers: &Buffers) {
+    let Drain {
+        batches: ready,
+        encoded,
+        states,
+        infos,
+    } = drain;
     if let Some(txn) = &queue.txn
         && let Err(e) = txn.add_partition(&queue.topic, queue.partition, queue.producer)
     {
         // Not written: outside a transaction, or fenced.
         let e = Arc::new(e);
         queue.failed.lock().get_or_insert_with(|| e.clone());
-        for (_, state) in ready {
+        for (_, state) in ready.drain(..) {
             state.complete(Err(e.clone()));
         }
         return;
     }
-    let mut encoded = Vec::with_capacity(ready.len());
-    let mut states = Vec::with_capacity(ready.len());
-    for (builder, state) in ready {
+    for (builder, state) in ready.drain(..) {
         let encoded_batch = if builder.compression() == Compression::None {
             // Encoded in its own buffer, which goes back to `buffers` once appended.
             builder.into_encoded(codecs)
@@ -1082,10 +1096,10 @@ fn append_ready(
     if encoded.is_empty() {
         return;
     }
-    let mut infos = Vec::with_capacity(encoded.len());
-    match queue.log.append_batches_in_place(&mut encoded, &mut infos) {
+    infos.clear();
+    match queue.log.append_batches_in_place(encoded, infos) {
         Ok(()) => {
-            for (state, info) in states.into_iter().zip(infos) {
+            for (state, info) in states.drain(..).zip(infos.drain(..)) {
                 state.complete(Ok(info));
                 buffers.give_back_state(state);
             }
@@ -1093,12 +1107,12 @@ fn append_ready(
         Err(e) => {
             let e = Arc::new(e);
             queue.failed.lock().get_or_insert_with(|| e.clone());
-            for state in states {
+            for state in states.drain(..) {
                 state.complete(Err(e.clone()));
             }
         }
     }
-    for batch in encoded {
+    for batch in encoded.drain(..) {
         buffers.give_back(batch.into_buffer(), queue.batch_limit);
     }
 }
