@@ -3,7 +3,9 @@
 //! condition-variable wake-up between two threads and of a bare spin on an atomic, all in
 //! the same run. Prints p50, p99 and p99.9 in microseconds (hdrhistogram) for each of
 //! five interleaved rounds, then the median of each over the rounds and the target
-//! ratios.
+//! ratios. Last, `send_blocking` alone (no consumer) in nanoseconds: after a pause as in
+//! the rows above, and right after another `send_blocking`, which shows what a sending
+//! thread that has just slept pays for its cold caches.
 //!
 //! `cargo bench --bench latency`
 
@@ -74,6 +76,38 @@ fn partlog_latency(strategy: WaitStrategy) -> Histogram<u64> {
         pause(GAP);
     }
     let h = reader.join().unwrap();
+    drop(producer);
+    broker.close().unwrap();
+    h
+}
+
+/// `send_blocking` alone, in nanoseconds: each call timed after a pause of `GAP` or, when
+/// `back_to_back`, right after an untimed call.
+fn send_blocking_alone(back_to_back: bool) -> Histogram<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+    broker
+        .create_topic("alone", 1, TopicConfig::default())
+        .unwrap();
+    let producer = broker.producer(ProducerConfig::default());
+    let mut h = Histogram::<u64>::new(3).unwrap();
+    let v = [0u8; 8];
+    for n in 0..SAMPLES + WARMUP {
+        if back_to_back {
+            producer
+                .send_blocking(ProducerRecord::new("alone", &v))
+                .unwrap();
+        }
+        let t = Instant::now();
+        producer
+            .send_blocking(ProducerRecord::new("alone", &v))
+            .unwrap();
+        let ns = t.elapsed().as_nanos() as u64;
+        if n >= WARMUP {
+            h.record(ns).unwrap();
+        }
+        pause(GAP);
+    }
     drop(producer);
     broker.close().unwrap();
     h
@@ -171,11 +205,16 @@ fn main() {
             Box::new(|| partlog_latency(WaitStrategy::BusySpin)),
         ),
     ];
+    let alone: Vec<(&str, Run)> = vec![
+        ("after a pause", Box::new(|| send_blocking_alone(false))),
+        ("back to back", Box::new(|| send_blocking_alone(true))),
+    ];
     println!("end-to-end latency, {SAMPLES} messages each, {GAP:?} apart (µs)");
     println!("{:<24} {:>8} {:>8} {:>8}", "", "p50", "p99", "p99.9");
     // Rounds, interleaved, so drift hits every row alike; each round prints, then the
     // median of each percentile over the rounds.
     let mut results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); rows.len()];
+    let mut alone_results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); alone.len()];
     for round in 1..=ROUNDS {
         for ((name, run), out) in rows.iter().zip(&mut results) {
             let h = run();
@@ -186,18 +225,25 @@ fn main() {
             );
             out.push(q);
         }
+        for ((_, run), out) in alone.iter().zip(&mut alone_results) {
+            let h = run();
+            out.push([0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q)));
+        }
     }
     println!("median of {ROUNDS} rounds:");
-    let medians: Vec<[u64; 3]> = results
-        .iter()
-        .map(|r| {
-            [0, 1, 2].map(|i| {
-                let mut v: Vec<u64> = r.iter().map(|q| q[i]).collect();
-                v.sort_unstable();
-                v[v.len() / 2]
+    let median = |results: &[Vec<[u64; 3]>]| -> Vec<[u64; 3]> {
+        results
+            .iter()
+            .map(|r| {
+                [0, 1, 2].map(|i| {
+                    let mut v: Vec<u64> = r.iter().map(|q| q[i]).collect();
+                    v.sort_unstable();
+                    v[v.len() / 2]
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    let medians = median(&results);
     for ((name, _), m) in rows.iter().zip(&medians) {
         println!("{:<24} {:>8} {:>8} {:>8}", name, m[0], m[1], m[2]);
     }
@@ -211,4 +257,8 @@ fn main() {
         p99("partlog busy-spin"),
         p99("spin floor")
     );
+    println!("send_blocking alone, no consumer (ns), median of {ROUNDS} rounds:");
+    for ((name, _), m) in alone.iter().zip(median(&alone_results)) {
+        println!("{:<24} {:>8} {:>8} {:>8}", name, m[0], m[1], m[2]);
+    }
 }

@@ -40,7 +40,9 @@ pub struct ProducerConfig {
     pub partitioner: Option<Arc<dyn Partitioner>>,
     /// Kafka: `buffer.memory`. Bytes of full batches that may wait for the sender thread
     /// (default 32 MiB); past it, `send` appends its partition's batches itself, which
-    /// slows the caller down to the log's pace instead of growing memory.
+    /// slows the caller down to the log's pace instead of growing memory. As Kafka's
+    /// `BufferPool` does, the producer keeps the buffers of appended batches for its next
+    /// batches: up to an eighth of this in `batch_size` buffers (4 MiB by default).
     pub buffer_memory: usize,
     /// Kafka: `enable.idempotence` (default true, as in Kafka ≥ 3.0). The producer gets a
     /// producer id from the broker and numbers each partition's records from 0; every
