@@ -42,7 +42,7 @@ pub struct ProducerConfig {
     /// (default 32 MiB); past it, `send` appends its partition's batches itself, which
     /// slows the caller down to the log's pace instead of growing memory. As Kafka's
     /// `BufferPool` does, the producer keeps the buffers of appended batches for its next
-    /// batches: up to an eighth of this in `batch_size` buffers (4 MiB by default).
+    /// batches: up to an eighth of this (4 MiB by default).
     pub buffer_memory: usize,
     /// Kafka: `enable.idempotence` (default true, as in Kafka ≥ 3.0). The producer gets a
     /// producer id from the broker and numbers each partition's records from 0; every
@@ -304,6 +304,24 @@ struct Drain {
     infos: Vec<AppendInfo>,
 }
 
+impl Drain {
+    /// Room kept in each list between drains; a burst's larger room is given back.
+    const KEEP: usize = 64;
+
+    /// Empties the lists (only a drain that unwound leaves anything in them: its batches
+    /// must not be appended again by the next one) and trims their room.
+    fn reset(&mut self) {
+        self.batches.clear();
+        self.encoded.clear();
+        self.states.clear();
+        self.infos.clear();
+        self.batches.shrink_to(Self::KEEP);
+        self.encoded.shrink_to(Self::KEEP);
+        self.states.shrink_to(Self::KEEP);
+        self.infos.shrink_to(Self::KEEP);
+    }
+}
+
 /// Buffers of batches already appended, and their states once no handle holds them, for
 /// the next batches: without them each batch's buffer and state are allocated on the
 /// sending thread and freed on the sender thread, and the two threads take turns on the
@@ -313,8 +331,8 @@ struct Buffers {
     spare: Mutex<Vec<Vec<u8>>>,
     states: Mutex<Vec<Arc<BatchState>>>,
     /// Buffers (and states) kept at most, for the whole producer: an eighth of
-    /// `buffer_memory` in `batch.size` buffers (256 with Kafka's defaults, 4 MiB), so
-    /// that a sender thread catching up on many batches at once gives them all back.
+    /// `buffer_memory` in buffers of `max_bytes` (128 with Kafka's defaults, 2 to 4 MiB),
+    /// so that a sender thread catching up on many batches at once gives them all back.
     keep: usize,
     /// Buffers larger than this (grown by a record over `batch.size`) are not kept.
     max_bytes: usize,
@@ -322,11 +340,12 @@ struct Buffers {
 
 impl Buffers {
     fn new(batch_size: usize, buffer_memory: usize) -> Buffers {
+        let max_bytes = 2 * batch_size.max(BATCH_HEADER_SIZE);
         Buffers {
             spare: Mutex::new(Vec::new()),
             states: Mutex::new(Vec::new()),
-            keep: (buffer_memory / 8 / batch_size.max(1)).max(4),
-            max_bytes: 2 * batch_size.max(BATCH_HEADER_SIZE),
+            keep: (buffer_memory / 8 / max_bytes).max(4),
+            max_bytes,
         }
     }
 
@@ -520,6 +539,7 @@ impl Sender {
         let mut drain = queue.append.lock();
         queue.scheduled.store(false, Ordering::Release);
         loop {
+            drain.reset();
             {
                 // Swapped rather than copied out: `pending` keeps the empty queue's room.
                 let mut pending = queue.pending.lock();
