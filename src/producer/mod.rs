@@ -812,8 +812,8 @@ impl Producer {
     /// `send_blocking`), without scheduling a linger deadline or waking the sender thread.
     ///
     /// It and the functions it calls on the way to `enqueue` are inlined into one: a
-    /// record costs about a hundred instructions, and each call between them moved the
-    /// record's nine words again.
+    /// record costs a few hundred instructions, and each call between them moved the
+    /// record's words again.
     #[inline(always)]
     fn send_with(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         self.check_open()?;

@@ -158,11 +158,11 @@ impl BatchBuilder {
         self.head(timestamp, key, value, headers).size
     }
 
-    /// Encodes a record's fixed fields against this builder's current state (its offset
-    /// delta and timestamp delta), and sizes the whole record.
+    /// Computes a record's fixed fields against this builder's current state (its offset
+    /// delta and timestamp delta, zigzagged) and sizes the whole record.
     ///
     /// The producer sizes a record before deciding which batch takes it; the head it
-    /// gets is what [`BatchBuilder::push_head`] writes, so nothing is encoded twice.
+    /// gets is what [`BatchBuilder::push_head`] writes, so nothing is computed twice.
     #[inline(always)]
     pub(crate) fn head(
         &self,
