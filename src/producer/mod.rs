@@ -1072,7 +1072,8 @@ impl Drop for ProducerInner {
     }
 }
 
-/// Appends the batches of `drain.batches` (leaving the lists empty).
+/// Appends the batches of `drain.batches`, whose other lists `Drain::reset` emptied
+/// (leaving them all empty).
 fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buffers: &Buffers) {
     let Drain {
         batches: ready,
@@ -1118,7 +1119,6 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
     if encoded.is_empty() {
         return;
     }
-    infos.clear();
     match queue.log.append_batches_in_place(encoded, infos) {
         Ok(()) => {
             for (state, info) in states.drain(..).zip(infos.drain(..)) {
