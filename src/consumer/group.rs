@@ -493,6 +493,7 @@ impl Consumer {
                 fetch: position.unwrap_or(0),
                 buffer: Default::default(),
                 paused: false,
+                cursor: Default::default(),
             };
             a.log.add_waiter(&self.waiter);
             self.assigned.push(a);

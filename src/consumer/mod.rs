@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::broker::{Broker, Partition};
 use crate::error::{Error, Result};
 use crate::group::assignor::{Assignor, CooperativeStickyAssignor, RangeAssignor};
-use crate::log::{Log, TimestampOffset, Waiter};
+use crate::log::{Log, ReadCursor, TimestampOffset, Waiter};
 use crate::record::{Header, TimestampType};
 
 /// A topic and partition.
@@ -191,6 +191,8 @@ struct Assigned {
     fetch: i64,
     buffer: VecDeque<ConsumerRecord>,
     paused: bool,
+    /// Where the last read of this partition ended, so the next starts there.
+    cursor: ReadCursor,
 }
 
 /// Reads records from assigned or subscribed partitions.
@@ -337,6 +339,7 @@ impl Consumer {
                 fetch: 0,
                 buffer: VecDeque::new(),
                 paused: false,
+                cursor: ReadCursor::default(),
             });
             a.log.add_waiter(&self.waiter);
             self.assigned.push(a);
@@ -487,7 +490,7 @@ impl Consumer {
             IsolationLevel::ReadCommitted => a.log.aborted_transactions(a.fetch, upper)?,
             IsolationLevel::ReadUncommitted => Vec::new(),
         };
-        for batch in a.log.read(a.fetch, max)? {
+        for batch in a.log.read_at(a.fetch, max, &mut a.cursor)? {
             if batch.base_offset() >= upper {
                 break;
             }

@@ -102,6 +102,31 @@ struct Writer {
     producers: producer_state::ProducerStates,
 }
 
+/// Where a reader's last [`Log::read_at`] ended: the segment, the byte after the last
+/// batch it returned, and that batch's next offset.
+///
+/// A tailing reader's next read starts there. Without it, each read looks its offset up
+/// in the offset index and walks the batch headers from that entry to the offset: with
+/// Kafka's 4 KiB index interval and small batches, dozens of headers, most of them cold
+/// in this thread's cache. The position is only trusted for the same segment (a `Weak`,
+/// so the cursor keeps no deleted segment open, and a segment the cleaner replaced is a
+/// different one) and the same offset; live segments only ever grow, so a byte that
+/// began a batch still does.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReadCursor {
+    segment: std::sync::Weak<Segment>,
+    position: u64,
+    offset: i64,
+}
+
+impl ReadCursor {
+    /// The byte of `segment` to read `offset` from, if this cursor knows it.
+    fn position_in(&self, segment: &Arc<Segment>, offset: i64) -> Option<u64> {
+        (self.offset == offset && std::ptr::eq(self.segment.as_ptr(), Arc::as_ptr(segment)))
+            .then_some(self.position)
+    }
+}
+
 /// One partition's log on disk, in Kafka's format.
 ///
 /// Appends go through one writer at a time (an internal lock); reads, offset lookups and
@@ -614,6 +639,19 @@ impl Log {
     /// [`Error::OffsetOutOfRange`] below the log start or above the log end offset;
     /// [`Error::CorruptBatch`] or [`Error::Io`] naming the segment file.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<RecordBatch>> {
+        self.read_at(offset, max_bytes, &mut ReadCursor::default())
+    }
+
+    /// [`Log::read`] for a reader that goes on from where its last read ended: when
+    /// `offset` is where `cursor` says that read stopped, in the same segment, the read
+    /// starts at that byte instead of at the index's entry below `offset`. Leaves
+    /// `cursor` after the last batch returned.
+    pub(crate) fn read_at(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        cursor: &mut ReadCursor,
+    ) -> Result<Vec<RecordBatch>> {
         let end = self.log_end_offset();
         self.check_offset(offset, end)?;
         let mut out = Vec::new();
@@ -621,23 +659,34 @@ impl Log {
         // The segment publishes its size before the log publishes its end offset, so a
         // scan may meet a batch at or past `end`: it is not part of this read.
         while let Some(s) = seg {
-            if let Some((mut scanner, _, first)) = s.find_batch(offset)? {
+            let found = match cursor.position_in(&s, offset) {
+                Some(position) => s.find_batch_from(position, offset)?,
+                None => s.find_batch(offset)?,
+            };
+            if let Some((mut scanner, position, first)) = found {
                 if first.base_offset() >= end {
                     return Ok(out);
                 }
                 let mut total = first.size();
+                let mut after = (position + first.size() as u64, first.next_offset());
                 out.push(first);
                 while total < max_bytes {
                     match scanner.next_batch() {
-                        Scanned::Batch(_, b)
+                        Scanned::Batch(position, b)
                             if total + b.size() <= max_bytes && b.base_offset() < end =>
                         {
                             total += b.size();
+                            after = (position + b.size() as u64, b.next_offset());
                             out.push(b);
                         }
                         _ => break,
                     }
                 }
+                *cursor = ReadCursor {
+                    segment: Arc::downgrade(&s),
+                    position: after.0,
+                    offset: after.1,
+                };
                 return Ok(out);
             }
             seg = self.segment_after(s.base_offset());
@@ -804,5 +853,99 @@ impl Log {
     /// Unregisters a waiter.
     pub(crate) fn remove_waiter(&self, w: &Arc<Waiter>) {
         self.sync.remove_waiter(w);
+    }
+}
+
+#[cfg(test)]
+mod read_cursor_tests {
+    use super::*;
+    use crate::record::{BatchBuilder, Compression};
+
+    /// A batch of one record with key `key` and a 40-byte value.
+    fn batch(key: &str) -> EncodedBatch {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.push(
+            1_700_000_000_000,
+            Some(key.as_bytes()),
+            Some(&[b'v'; 40]),
+            &[],
+        );
+        b.build(&Codecs::default()).unwrap()
+    }
+
+    /// (base offset, bytes) of each batch, to compare reads.
+    fn summary(batches: &[RecordBatch]) -> Vec<(i64, Vec<u8>)> {
+        batches
+            .iter()
+            .map(|b| (b.base_offset(), b.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn small_segments(dir: &Path) -> Log {
+        let config = LogConfig {
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        };
+        Log::open(dir, config).unwrap()
+    }
+
+    #[test]
+    fn a_tailing_reader_reads_what_a_fresh_read_does_across_rolls() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = small_segments(dir.path());
+        let (mut cursor, mut fetch) = (ReadCursor::default(), 0);
+        for i in 0..200 {
+            for j in 0..=i % 4 {
+                log.append(batch(&format!("k{i}.{j}"))).unwrap();
+            }
+            // Limits that cut reads short (a batch is about 110 bytes): the cursor must stop
+            // after the last batch returned, not after the one the limit refused.
+            let max = [1, 300, 1 << 20][i % 3];
+            while fetch < log.log_end_offset() {
+                let tailing = log.read_at(fetch, max, &mut cursor).unwrap();
+                assert_eq!(summary(&tailing), summary(&log.read(fetch, max).unwrap()));
+                assert_eq!(tailing[0].base_offset(), fetch, "read {i}");
+                fetch = tailing.last().unwrap().next_offset();
+                assert_eq!(cursor.offset, fetch);
+                let seg = log.segment_for(fetch - 1).unwrap();
+                assert!(std::ptr::eq(cursor.segment.as_ptr(), Arc::as_ptr(&seg)));
+            }
+            // Caught up: the cursor sits at the end of the segment it read last.
+            let seg = log.segment_for(fetch - 1).unwrap();
+            assert_eq!(cursor.position, seg.size(), "after append {i}");
+        }
+        assert!(log.segment_base_offsets().len() > 5, "the test must roll");
+    }
+
+    #[test]
+    fn a_cursor_for_another_offset_or_segment_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = small_segments(dir.path());
+        for i in 0..100 {
+            // Keys repeat, so compaction below has records to drop.
+            log.append(batch(&format!("k{}", i % 10))).unwrap();
+        }
+        let mut cursor = ReadCursor::default();
+        log.read_at(0, 1 << 20, &mut cursor).unwrap();
+        // A seek back: the cursor's position belongs to another offset.
+        let back = log.read_at(3, 1, &mut cursor).unwrap();
+        assert_eq!(summary(&back), summary(&log.read(3, 1).unwrap()));
+        assert_eq!(back[0].base_offset(), 3);
+        // The cleaner replaces the segment the cursor points into: offset 41 (key k1,
+        // superseded at 91) is in the second segment, and compaction removes it.
+        log.read_at(40, 1, &mut cursor).unwrap();
+        assert_eq!(cursor.offset, 41);
+        let before = cursor.clone();
+        log.roll_now().unwrap();
+        let report = log.compact(&CompactionConfig::default()).unwrap();
+        assert!(report.segments_cleaned > 1);
+        let mut stale = before.clone();
+        let after = log.read_at(41, 1 << 20, &mut stale).unwrap();
+        assert_eq!(summary(&after), summary(&log.read(41, 1 << 20).unwrap()));
+        assert!(after[0].base_offset() > 41, "offset 41 was compacted away");
+        assert!(!std::ptr::eq(
+            stale.segment.as_ptr(),
+            before.segment.as_ptr()
+        ));
     }
 }

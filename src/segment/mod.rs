@@ -500,7 +500,17 @@ impl Segment {
     /// The scanner is returned positioned after that batch, for reading on.
     pub(crate) fn find_batch(&self, offset: i64) -> Result<Option<(Scanner, u64, RecordBatch)>> {
         let (_, hint) = self.index.read().lookup(offset);
-        let mut scanner = self.scanner(u64::from(hint));
+        self.find_batch_from(u64::from(hint), offset)
+    }
+
+    /// [`Segment::find_batch`] scanning from `position`, which must begin a batch at or
+    /// before the one holding `offset`.
+    pub(crate) fn find_batch_from(
+        &self,
+        position: u64,
+        offset: i64,
+    ) -> Result<Option<(Scanner, u64, RecordBatch)>> {
+        let mut scanner = self.scanner(position);
         loop {
             match scanner.next_batch() {
                 Scanned::Batch(pos, b) if b.last_offset() >= offset => {
