@@ -271,11 +271,15 @@ impl BatchBuilder {
         self.count += 1;
     }
 
-    /// Extends the zeros past `end`: by [`ZERO_AHEAD`] bytes within the buffer's
-    /// capacity, or to `end` (growing the buffer) when that lies beyond it.
+    /// Extends the zeros past `end` within the buffer's capacity, or to `end` (growing
+    /// the buffer) when that lies beyond it. The step doubles with what is zeroed, from
+    /// [`MIN_ZERO_AHEAD`] up to [`ZERO_AHEAD`], so a batch of one small record (what
+    /// `send_blocking` appends) writes a few cache lines, not 2 KiB of them.
     #[inline(never)]
     fn zero_ahead(&mut self, end: usize) {
-        let ahead = (self.records.len() + ZERO_AHEAD).min(self.records.capacity());
+        let len = self.records.len();
+        let step = len.clamp(MIN_ZERO_AHEAD, ZERO_AHEAD);
+        let ahead = (len + step).min(self.records.capacity());
         self.records.resize(end.max(ahead), 0);
     }
 
@@ -519,8 +523,10 @@ fn bytes_len(b: Option<&[u8]>) -> usize {
     }
 }
 
-/// Bytes a builder zero-fills ahead of its records at a time.
+/// Most bytes a builder zero-fills ahead of its records at a time.
 const ZERO_AHEAD: usize = 2048;
+/// The first step of zero-filling ahead.
+const MIN_ZERO_AHEAD: usize = 256;
 
 /// A record's room in a builder's zero-filled buffer, written front to back.
 struct Slot<'a> {
