@@ -130,6 +130,8 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
             created_ms: now,
             unflushed_records: 0,
             producers,
+            staged_room: Vec::new(),
+            run_room: Vec::new(),
         }),
         log_end_offset: AtomicI64::new(log_end),
         first_unstable: AtomicI64::new(first_unstable),

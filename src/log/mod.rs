@@ -100,6 +100,19 @@ struct Writer {
     unflushed_records: u64,
     /// Idempotent and transactional producers' state on this partition.
     producers: producer_state::ProducerStates,
+    /// The allocations of an append's producer verdicts and runs, kept empty between
+    /// appends so that appending one batch allocates nothing.
+    staged_room: producer_state::StagedRoom,
+    run_room: Vec<PendingBatch<'static>>,
+}
+
+/// A run's allocation, kept past the batches it borrowed (collected in place: the
+/// element types differ only in lifetime, so the allocation carries over). The caller
+/// empties `run` first; an element left would lose its bytes.
+fn keep_room(run: Vec<PendingBatch<'_>>) -> Vec<PendingBatch<'static>> {
+    run.into_iter()
+        .map(|b| PendingBatch { bytes: &[], ..b })
+        .collect()
 }
 
 /// Where a reader's last [`Log::read_at`] ended: the segment, the byte after the last
@@ -372,7 +385,7 @@ impl Log {
             let log_append_time = (self.config.timestamp_type == TimestampType::LogAppendTime)
                 .then(|| self.clock.now_ms());
             // Producer checks refuse the call without writing, so they do not poison.
-            let staged = self.check_producers(&w, batches, log_append_time)?;
+            let staged = self.check_producers(&mut w, batches, log_append_time)?;
             let result = self.append_locked(&mut w, batches, infos, log_append_time, staged);
             if let Err(e) = &result {
                 self.poison(e);
@@ -442,7 +455,7 @@ impl Log {
             });
             next = last + 1;
         }
-        let mut run: Vec<PendingBatch<'_>> = Vec::with_capacity(batches.len());
+        let mut run: Vec<PendingBatch<'_>> = std::mem::take(&mut w.run_room);
         let mut run_bytes = 0u64;
         // Free index slots of the active segment, read once (it takes both index locks)
         // and counted down as the run queues batches.
@@ -509,6 +522,11 @@ impl Log {
         }
         let records: u64 = infos.iter().map(|i| i.records as u64).sum();
         w.unflushed_records += records;
+        run.clear();
+        w.run_room = keep_room(run);
+        if let Some(s) = staged {
+            w.staged_room = s.into_room();
+        }
         Ok(self.sync_due(w).then_some(next))
     }
 
@@ -516,7 +534,7 @@ impl Log {
     /// `None` (and no allocation) when no batch carries one.
     fn check_producers(
         &self,
-        w: &Writer,
+        w: &mut Writer,
         batches: &[EncodedBatch],
         log_append_time: Option<i64>,
     ) -> Result<Option<producer_state::Staged>> {
@@ -524,8 +542,16 @@ impl Log {
             return Ok(None);
         }
         let next = self.log_end_offset.load(Ordering::Relaxed);
-        producer_state::Staged::check(&self.name, &w.producers, batches, next, log_append_time)
-            .map(Some)
+        let room = std::mem::take(&mut w.staged_room);
+        producer_state::Staged::check(
+            &self.name,
+            &w.producers,
+            batches,
+            next,
+            log_append_time,
+            room,
+        )
+        .map(Some)
     }
 
     /// Writes a run to the active segment and publishes the new log end offset.

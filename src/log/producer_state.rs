@@ -424,21 +424,27 @@ impl BatchProducer {
 /// its producer fields and the verdict, with the offsets it will get.
 #[derive(Debug)]
 pub(crate) struct Staged {
-    batches: Vec<Option<(BatchProducer, Verdict)>>,
+    batches: StagedRoom,
 }
+
+/// The vector of a [`Staged`]'s verdicts, kept by the log between appends.
+pub(crate) type StagedRoom = Vec<Option<(BatchProducer, Verdict)>>;
 
 impl Staged {
     /// Checks `batches`, to be appended from offset `next`, in order: a later batch of
-    /// the same producer is checked against the state the earlier ones leave.
+    /// the same producer is checked against the state the earlier ones leave. The
+    /// verdicts go in `room` (emptied first), which [`Staged::into_room`] gives back.
     pub(crate) fn check(
         partition: &str,
         states: &ProducerStates,
         batches: &[EncodedBatch],
         mut next: i64,
         log_append_time: Option<i64>,
+        room: StagedRoom,
     ) -> Result<Staged> {
         let mut overlay: ProducerMap = HashMap::default();
-        let mut out = Vec::with_capacity(batches.len());
+        let mut out = room;
+        out.clear();
         for (i, batch) in batches.iter().enumerate() {
             let last = next + i64::from(batch.last_offset_delta());
             let Some(b) = BatchProducer::of(batch) else {
@@ -470,6 +476,11 @@ impl Staged {
             out.push(Some((b, verdict)));
         }
         Ok(Staged { batches: out })
+    }
+
+    /// The verdicts' vector, for the next call's `room`.
+    pub(crate) fn into_room(self) -> StagedRoom {
+        self.batches
     }
 
     /// Whether batch `i` (appended) may open or close a transaction.

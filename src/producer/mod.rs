@@ -322,10 +322,12 @@ impl Drain {
     }
 }
 
-/// Buffers of batches already appended, and their states once no handle holds them, for
-/// the next batches: without them each batch's buffer and state are allocated on the
-/// sending thread and freed on the sender thread, and the two threads take turns on the
-/// allocator's lock for them (a futex wait, often).
+/// Buffers and states of batches already appended, for the next batches: without them
+/// each batch's buffer and state are allocated on the sending thread and freed on the
+/// sender thread, and the two threads take turns on the allocator's lock for them (a
+/// futex wait, often). A state comes back while handles may still hold it (a
+/// `send_blocking` caller's does until it has read the result), and is reused once none
+/// does.
 #[derive(Debug)]
 struct Buffers {
     spare: Mutex<Vec<Vec<u8>>>,
@@ -353,16 +355,24 @@ impl Buffers {
         self.spare.lock().pop()
     }
 
+    /// A state for a new batch: the last one given back if no handle holds it any more
+    /// (reset), else a new one.
     fn take_state(&self) -> Arc<BatchState> {
-        self.states.lock().pop().unwrap_or_default()
+        let Some(mut state) = self.states.lock().pop() else {
+            return Arc::default();
+        };
+        match Arc::get_mut(&mut state) {
+            Some(unused) => {
+                *unused.result.get_mut() = None;
+                state
+            }
+            // Still held: its handles free it.
+            None => Arc::default(),
+        }
     }
 
-    /// Keeps the state of an appended batch for a later batch, if no handle holds it.
-    fn give_back_state(&self, mut state: Arc<BatchState>) {
-        let Some(unused) = Arc::get_mut(&mut state) else {
-            return;
-        };
-        *unused.result.get_mut() = None;
+    /// Keeps the state of an appended batch for a later batch.
+    fn give_back_state(&self, state: Arc<BatchState>) {
         let mut states = self.states.lock();
         if states.len() < self.keep {
             states.push(state);
