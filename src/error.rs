@@ -224,15 +224,18 @@ pub enum Error {
     },
     /// A record cannot fit in a batch the topic accepts.
     #[error(
-        "record of {size} bytes for {topic} exceeds max.message.bytes = {limit} (with the 61-byte batch header)"
+        "record of {size} bytes for {topic} exceeds {limit_name} = {limit} (with the 61-byte batch header)"
     )]
     RecordTooLarge {
         /// The topic.
         topic: String,
         /// The record's encoded size plus the batch header.
         size: usize,
-        /// The topic's `max.message.bytes`.
+        /// The limit: the topic's `max.message.bytes`, or its `segment.bytes` when that
+        /// is smaller (no segment could hold the batch).
         limit: usize,
+        /// `"max.message.bytes"` or `"segment.bytes"`.
+        limit_name: &'static str,
     },
     /// The batch holding this record failed to append; every record in it gets this.
     #[error("the batch holding this record failed: {0}")]

@@ -179,7 +179,7 @@ fn a_record_over_max_message_bytes_is_record_too_large() {
     assert!(
         matches!(
             &err,
-            Error::RecordTooLarge { topic, size: 1001, limit: 1000 } if topic == "small"
+            Error::RecordTooLarge { topic, size: 1001, limit: 1000, limit_name: "max.message.bytes" } if topic == "small"
         ),
         "{err:?}"
     );

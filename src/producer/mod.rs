@@ -165,10 +165,19 @@ impl BatchState {
 #[derive(Debug)]
 #[must_use = "a send's failure is reported only through its handle"]
 pub struct SendHandle {
-    batch: Arc<BatchState>,
+    batch: Outcome,
     partition: i32,
     delta: i32,
     timestamp: i64,
+}
+
+/// Where a handle's result is.
+#[derive(Debug)]
+enum Outcome {
+    /// In the state its batch shares with the other records' handles, once appended.
+    Batch(Arc<BatchState>),
+    /// Already known: the record was appended on its own by the sending thread.
+    Appended(std::result::Result<AppendInfo, Arc<Error>>),
 }
 
 impl SendHandle {
@@ -177,16 +186,23 @@ impl SendHandle {
     /// # Errors
     /// [`Error::BatchFailed`] wrapping why the batch's append failed.
     pub fn wait(self) -> Result<RecordMetadata> {
-        let mut r = self.batch.result.lock();
+        let batch = match &self.batch {
+            Outcome::Batch(batch) => batch,
+            Outcome::Appended(r) => return self.metadata(r),
+        };
+        let mut r = batch.result.lock();
         while r.is_none() {
-            self.batch.done.wait(&mut r);
+            batch.done.wait(&mut r);
         }
         self.metadata(r.as_ref().expect("set"))
     }
 
     /// Whether the batch has been appended (or failed).
     pub fn is_done(&self) -> bool {
-        self.batch.result.lock().is_some()
+        match &self.batch {
+            Outcome::Batch(batch) => batch.result.lock().is_some(),
+            Outcome::Appended(_) => true,
+        }
     }
 
     fn metadata(&self, r: &std::result::Result<AppendInfo, Arc<Error>>) -> Result<RecordMetadata> {
@@ -302,6 +318,8 @@ struct Drain {
     encoded: Vec<EncodedBatch>,
     states: Vec<Arc<BatchState>>,
     infos: Vec<AppendInfo>,
+    /// The buffer of the last record appended on its own (`Producer::append_alone`).
+    alone: Vec<u8>,
 }
 
 impl Drain {
@@ -450,6 +468,11 @@ struct TopicQueues {
     /// `batch_size`, capped so a batch never exceeds the topic's `max.message.bytes` or
     /// `segment.bytes` (the log would refuse it).
     batch_limit: usize,
+    /// The largest batch the log accepts and the config that sets it: a record that
+    /// needs a larger batch is refused at `send`. Were it refused by the log instead,
+    /// its batch would have used up sequence numbers (an idempotent producer's), and the
+    /// log would refuse the partition's next batch for the gap.
+    record_limit: (usize, &'static str),
     /// The idempotent producer's id and epoch, for the queues.
     producer: Option<ProducerId>,
     /// The transactional producer's transaction state, for the queues.
@@ -782,7 +805,17 @@ impl Producer {
             .batch_size
             .min(topic.config.max_message_bytes as usize)
             .min(topic.config.segment_bytes as usize);
+        let (max_message, segment) = (
+            topic.config.max_message_bytes as usize,
+            topic.config.segment_bytes as usize,
+        );
+        let record_limit = if segment < max_message {
+            (segment, "segment.bytes")
+        } else {
+            (max_message, "max.message.bytes")
+        };
         let queues = Arc::new(TopicQueues {
+            record_limit,
             topic,
             queues: RwLock::new(Vec::new()),
             slots,
@@ -863,7 +896,7 @@ impl Producer {
             .unwrap_or_else(|| self.inner.broker.config().clock.now_ms());
         let (partition, sticky) = self.choose_partition(record, topics, partitions)?;
         let sticky = sticky.then_some((&topics.sticky, partitions));
-        let max = topics.topic.config.max_message_bytes as usize;
+        let max = topics.record_limit;
         // The common case: the queue exists in its slot; no lock, no reference count.
         let added;
         let queue = match topics.slots.get(partition as usize).and_then(OnceLock::get) {
@@ -905,7 +938,7 @@ impl Producer {
         queue: &Arc<PartitionQueue>,
         record: &ProducerRecord<'_>,
         ts: i64,
-        max_message_bytes: usize,
+        (max_bytes, limit_name): (usize, &'static str),
         sticky: Option<(&Sticky, i32)>,
         linger: bool,
     ) -> Result<SendHandle> {
@@ -913,9 +946,19 @@ impl Producer {
         let mut open = queue.open.lock();
         let (key, value, headers) = (record.key, record.value, record.headers);
         let mut head = open.builder.head(ts, key, value, headers);
-        if head.size + BATCH_HEADER_SIZE > max_message_bytes {
+        if head.size + BATCH_HEADER_SIZE > max_bytes {
             let size = head.size + BATCH_HEADER_SIZE;
-            return Err(record_too_large(record.topic, size, max_message_bytes));
+            return Err(record_too_large(record.topic, size, max_bytes, limit_name));
+        }
+        if !linger
+            && open.builder.is_empty()
+            && queue.txn.is_none()
+            && let Some(drain) = queue.append.try_lock()
+            && queue.pending.lock().is_empty()
+        {
+            // Nothing of this partition waits to be appended and no drain runs: the
+            // record goes to the log on its own, now, on this thread.
+            return Ok(self.append_alone(queue, open, drain, record, ts, sticky));
         }
         let sender = &self.inner.sender;
         let mut handed_off = false;
@@ -928,20 +971,9 @@ impl Producer {
         }
         let started = open.builder.is_empty();
         open.builder.push_head(&head, ts, key, value, headers);
-        if let Some((sticky, partitions)) = sticky {
-            // Kafka's built-in partitioner counts the bytes sent to the sticky partition
-            // and moves on after `batch.size` of them; records that raced with a switch
-            // to another partition do not count.
-            if sticky.is_current(queue.partition) {
-                open.sticky_bytes += head.size;
-                if open.sticky_bytes >= self.inner.config.batch_size {
-                    open.sticky_bytes = 0;
-                    sticky.move_on(queue.partition, partitions);
-                }
-            }
-        }
+        self.count_sticky(&mut open, queue.partition, head.size, sticky);
         let handle = SendHandle {
-            batch: open.state.clone(),
+            batch: Outcome::Batch(open.state.clone()),
             partition: queue.partition,
             delta: open.builder.len() as i32 - 1,
             timestamp: ts,
@@ -965,6 +997,108 @@ impl Producer {
             sender.hand_off(queue);
         }
         Ok(handle)
+    }
+
+    /// Counts `size` bytes sent to `partition` for the sticky partitioner.
+    #[inline(always)]
+    fn count_sticky(
+        &self,
+        open: &mut OpenBatch,
+        partition: i32,
+        size: usize,
+        sticky: Option<(&Sticky, i32)>,
+    ) {
+        let Some((sticky, partitions)) = sticky else {
+            return;
+        };
+        // Kafka's built-in partitioner counts the bytes sent to the sticky partition and
+        // moves on after `batch.size` of them; records that raced with a switch to
+        // another partition do not count.
+        if sticky.is_current(partition) {
+            open.sticky_bytes += size;
+            if open.sticky_bytes >= self.inner.config.batch_size {
+                open.sticky_bytes = 0;
+                sticky.move_on(partition, partitions);
+            }
+        }
+    }
+
+    /// `send_blocking`'s record appended as a batch of its own, when its partition has
+    /// nothing waiting: the caller holds `open` (empty) and the partition's `append`
+    /// lock, and `pending` is empty. Skips what a batch shared between sends needs (its
+    /// state, the pending queue, the pool, a wake-up of the handles), which is most of
+    /// the cost of a lone send on a thread that has just woken up (cold caches).
+    ///
+    /// The record's sequence is taken under `open`, and the append lock is held from
+    /// before that until the append, so records sent meanwhile by other threads get
+    /// later sequences and reach the log after this one.
+    #[inline(never)]
+    fn append_alone(
+        &self,
+        queue: &PartitionQueue,
+        mut open: parking_lot::MutexGuard<'_, OpenBatch>,
+        mut drain: parking_lot::MutexGuard<'_, Drain>,
+        record: &ProducerRecord<'_>,
+        ts: i64,
+        sticky: Option<(&Sticky, i32)>,
+    ) -> SendHandle {
+        let (key, value, headers) = (record.key, record.value, record.headers);
+        let compression = open.builder.compression();
+        let mut builder = BatchBuilder::with_buffer(
+            compression,
+            std::mem::take(&mut drain.alone),
+            BATCH_HEADER_SIZE,
+        );
+        let head = builder.head(ts, key, value, headers);
+        if let Some(id) = queue.producer {
+            let base_sequence = open.next_sequence;
+            open.next_sequence = idempotence::next_sequence(base_sequence, 1);
+            builder = builder.producer(id.batch_info(base_sequence));
+        }
+        self.count_sticky(&mut open, queue.partition, head.size, sticky);
+        drop(open);
+        builder.push_head(&head, ts, key, value, headers);
+        let codecs = &self.inner.sender.codecs;
+        let encoded = if compression == Compression::None {
+            builder.into_encoded(codecs)
+        } else {
+            let batch = builder.build(codecs);
+            drain.alone = builder.into_buffer();
+            batch
+        };
+        let result = match encoded {
+            Ok(mut batch) => {
+                let appended = queue
+                    .log
+                    .append_batches_in_place(std::slice::from_mut(&mut batch), &mut drain.infos);
+                let info = drain.infos.pop();
+                drain.infos.clear();
+                if compression == Compression::None {
+                    drain.alone = batch.into_buffer();
+                }
+                appended.map(|()| info.expect("one batch, one info"))
+            }
+            Err(e) => Err(Error::InvalidBatch {
+                partition: queue.log.name().to_string(),
+                source: e,
+            }),
+        };
+        if drain.alone.capacity() > queue.batch_limit {
+            // A large record's buffer is not kept for the next lone record.
+            drain.alone = Vec::new();
+        }
+        drop(drain);
+        let result = result.map_err(|e| {
+            let e = Arc::new(e);
+            queue.failed.lock().get_or_insert_with(|| e.clone());
+            e
+        });
+        SendHandle {
+            batch: Outcome::Appended(result),
+            partition: queue.partition,
+            delta: 0,
+            timestamp: ts,
+        }
     }
 
     /// Sends a record and waits for its append (its partition's batch is appended at
@@ -1046,9 +1180,14 @@ fn unknown_partition(topic: &str, partition: i32, partitions: i32) -> Error {
 
 #[cold]
 #[inline(never)]
-fn record_too_large(topic: &str, size: usize, limit: usize) -> Error {
+fn record_too_large(topic: &str, size: usize, limit: usize, limit_name: &'static str) -> Error {
     let topic = topic.to_string();
-    Error::RecordTooLarge { topic, size, limit }
+    Error::RecordTooLarge {
+        topic,
+        size,
+        limit,
+        limit_name,
+    }
 }
 
 impl ProducerInner {
@@ -1090,6 +1229,7 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
         encoded,
         states,
         infos,
+        ..
     } = drain;
     if let Some(txn) = &queue.txn
         && let Err(e) = txn.add_partition(&queue.topic, queue.partition, queue.producer)
