@@ -494,6 +494,7 @@ impl Consumer {
                 buffer: Default::default(),
                 paused: false,
                 cursor: Default::default(),
+                batches: Vec::new(),
             };
             a.log.add_waiter(&self.waiter);
             self.assigned.push(a);

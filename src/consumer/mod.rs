@@ -14,7 +14,7 @@ use crate::broker::{Broker, Partition};
 use crate::error::{Error, Result};
 use crate::group::assignor::{Assignor, CooperativeStickyAssignor, RangeAssignor};
 use crate::log::{Log, ReadCursor, TimestampOffset, Waiter};
-use crate::record::{Header, TimestampType};
+use crate::record::{Header, RecordBatch, TimestampType};
 
 /// A topic and partition.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -193,6 +193,8 @@ struct Assigned {
     paused: bool,
     /// Where the last read of this partition ended, so the next starts there.
     cursor: ReadCursor,
+    /// The room of the batches read, kept between reads.
+    batches: Vec<RecordBatch>,
 }
 
 /// Reads records from assigned or subscribed partitions.
@@ -340,6 +342,7 @@ impl Consumer {
                 buffer: VecDeque::new(),
                 paused: false,
                 cursor: ReadCursor::default(),
+                batches: Vec::new(),
             });
             a.log.add_waiter(&self.waiter);
             self.assigned.push(a);
@@ -490,7 +493,9 @@ impl Consumer {
             IsolationLevel::ReadCommitted => a.log.aborted_transactions(a.fetch, upper)?,
             IsolationLevel::ReadUncommitted => Vec::new(),
         };
-        for batch in a.log.read_at(a.fetch, max, &mut a.cursor)? {
+        let mut batches = std::mem::take(&mut a.batches);
+        a.log.read_into(a.fetch, max, &mut a.cursor, &mut batches)?;
+        for batch in batches.drain(..) {
             if batch.base_offset() >= upper {
                 break;
             }
@@ -521,6 +526,7 @@ impl Consumer {
             }
             a.fetch = next;
         }
+        a.batches = batches;
         Ok(())
     }
 

@@ -678,9 +678,23 @@ impl Log {
         max_bytes: usize,
         cursor: &mut ReadCursor,
     ) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        self.read_into(offset, max_bytes, cursor, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Log::read_at`] into `out` (emptied first), whose room a reader keeps between
+    /// reads.
+    pub(crate) fn read_into(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        cursor: &mut ReadCursor,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        out.clear();
         let end = self.log_end_offset();
         self.check_offset(offset, end)?;
-        let mut out = Vec::new();
         let mut seg = self.segment_for(offset);
         // The segment publishes its size before the log publishes its end offset, so a
         // scan may meet a batch at or past `end`: it is not part of this read.
@@ -691,7 +705,7 @@ impl Log {
             };
             if let Some((mut scanner, position, first)) = found {
                 if first.base_offset() >= end {
-                    return Ok(out);
+                    return Ok(());
                 }
                 let mut total = first.size();
                 let mut after = (position + first.size() as u64, first.next_offset());
@@ -713,11 +727,11 @@ impl Log {
                     position: after.0,
                     offset: after.1,
                 };
-                return Ok(out);
+                return Ok(());
             }
             seg = self.segment_after(s.base_offset());
         }
-        Ok(out)
+        Ok(())
     }
 
     fn check_offset(&self, offset: i64, end: i64) -> Result<()> {
