@@ -526,6 +526,8 @@ impl Consumer {
             }
             a.fetch = next;
         }
+        // Room for a typical read is kept; a large read's is given back.
+        batches.shrink_to(64);
         a.batches = batches;
         Ok(())
     }

@@ -106,6 +106,9 @@ struct Writer {
     run_room: Vec<PendingBatch<'static>>,
 }
 
+/// Room kept in the writer's lists between appends; a larger append's is given back.
+const ROOM_KEEP: usize = 64;
+
 /// A run's allocation, kept past the batches it borrowed (collected in place: the
 /// element types differ only in lifetime, so the allocation carries over). The caller
 /// empties `run` first; an element left would lose its bytes.
@@ -523,9 +526,13 @@ impl Log {
         let records: u64 = infos.iter().map(|i| i.records as u64).sum();
         w.unflushed_records += records;
         run.clear();
+        run.shrink_to(ROOM_KEEP);
         w.run_room = keep_room(run);
         if let Some(s) = staged {
-            w.staged_room = s.into_room();
+            let mut room = s.into_room();
+            room.clear();
+            room.shrink_to(ROOM_KEEP);
+            w.staged_room = room;
         }
         Ok(self.sync_due(w).then_some(next))
     }

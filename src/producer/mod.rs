@@ -307,6 +307,9 @@ impl OpenBatch {
     }
 }
 
+/// The largest buffer a partition keeps for `send_blocking`'s lone records.
+const ALONE_KEEP: usize = 4096;
+
 /// A batch taken from a partition's open batch, with the state its handles wait on.
 type TakenBatch = (BatchBuilder, Arc<BatchState>);
 
@@ -440,8 +443,9 @@ struct PartitionQueue {
     pending: CachePadded<Mutex<VecDeque<TakenBatch>>>,
     /// Whether the sender thread has this queue on its list.
     scheduled: AtomicBool,
-    /// Held while draining `pending`, so batches reach the log one drain at a time, in
-    /// order; holds the drain's working lists.
+    /// Held while draining `pending`, or while `send_blocking` appends a record on its
+    /// own, so batches reach the log one at a time, in order; holds the drain's working
+    /// lists.
     append: Mutex<Drain>,
     /// The idempotent producer's id and epoch, stamped on batches as they are taken.
     producer: Option<ProducerId>,
@@ -1083,16 +1087,18 @@ impl Producer {
                 source: e,
             }),
         };
-        if drain.alone.capacity() > queue.batch_limit {
+        if drain.alone.capacity() > ALONE_KEEP {
             // A large record's buffer is not kept for the next lone record.
             drain.alone = Vec::new();
         }
-        drop(drain);
+        // Recorded before the append lock goes, as a drain does: a `flush` waiting on
+        // the lock then reports it.
         let result = result.map_err(|e| {
             let e = Arc::new(e);
             queue.failed.lock().get_or_insert_with(|| e.clone());
             e
         });
+        drop(drain);
         SendHandle {
             batch: Outcome::Appended(result),
             partition: queue.partition,
