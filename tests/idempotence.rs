@@ -278,3 +278,94 @@ fn producer_ids_are_not_reused_after_a_restart() {
     p.send_blocking(ProducerRecord::new("t", b"b")).unwrap();
     assert!(p.producer_id().unwrap().0 > first);
 }
+
+/// Bytes that gzip cannot shrink (xorshift), so a compressed batch of them is larger than
+/// the same batch uncompressed.
+fn incompressible(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A value whose one-record batch fits `limit` uncompressed (so `send` takes it) but not
+/// once gzip has framed it (so the log would refuse it).
+fn grows_past(limit: usize) -> Vec<u8> {
+    let size = |compression, value: &[u8]| {
+        let mut b = BatchBuilder::new(compression);
+        b.push(TS, None, Some(value), &[]);
+        b.build(&Codecs::default()).unwrap().size()
+    };
+    (limit - 200..limit)
+        .rev()
+        .map(incompressible)
+        .find(|v| size(Compression::None, v) <= limit && size(Compression::Gzip, v) > limit)
+        .expect("a value that only gzip takes past the limit")
+}
+
+#[test]
+fn a_batch_refused_for_its_compressed_size_uses_no_sequence_number() {
+    const LIMIT: usize = 2000;
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+    let config = TopicConfig {
+        max_message_bytes: LIMIT as u32,
+        ..TopicConfig::default()
+    };
+    broker.create_topic("z", 1, config).unwrap();
+    let producer = broker.producer(ProducerConfig {
+        compression: Compression::Gzip,
+        linger: std::time::Duration::from_secs(3600),
+        ..ProducerConfig::default()
+    });
+    let big = grows_past(LIMIT);
+    // The batch's failure, as its handle and `flush` report it.
+    let too_large = |e: &Error| {
+        let Error::BatchFailed(e) = e else {
+            return false;
+        };
+        matches!(&**e, Error::BatchTooLarge { partition, size, limit: LIMIT, limit_name: "max.message.bytes" }
+            if partition == "z-0" && *size > LIMIT)
+    };
+
+    // Appended on its own (send_blocking on an idle partition).
+    let send_blocking = |v: &[u8]| producer.send_blocking(ProducerRecord::new("z", v));
+    assert_eq!(send_blocking(b"a").unwrap().offset, 0);
+    let e = send_blocking(&big).unwrap_err();
+    assert!(too_large(&e), "{e:?}");
+    assert_eq!(send_blocking(b"b").unwrap().offset, 1);
+    let e = producer.flush().unwrap_err();
+    assert!(
+        too_large(&e),
+        "flush reports the lone record's failure: {e:?}"
+    );
+    producer.flush().unwrap();
+
+    // Batched, with batches before and after it: only the large one fails.
+    let send = |v: &[u8]| producer.send(ProducerRecord::new("z", v)).unwrap();
+    let handles = [send(b"c"), send(&big), send(b"d")];
+    let e = producer.flush().unwrap_err();
+    assert!(too_large(&e), "flush reports the failure: {e:?}");
+    let [c, big_handle, d] = handles;
+    assert_eq!(c.wait().unwrap().offset, 2);
+    let e = big_handle.wait().unwrap_err();
+    assert!(too_large(&e), "{e:?}");
+    assert_eq!(d.wait().unwrap().offset, 3);
+    assert_eq!(send_blocking(b"e").unwrap().offset, 4);
+
+    // The log holds the five small records, their sequences without a gap.
+    let log = broker.partition("z", 0).unwrap();
+    let got: Vec<String> = values(log.log()).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(got, ["a", "b", "c", "d", "e"]);
+    let mut expected = 0;
+    for b in log.read(0, 1 << 20).unwrap() {
+        assert_eq!(b.base_sequence(), expected, "batch at {}", b.base_offset());
+        expected += b.records_count();
+    }
+    assert_eq!(expected, 5);
+}

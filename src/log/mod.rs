@@ -402,7 +402,9 @@ impl Log {
         Ok(())
     }
 
-    fn check_batch(&self, batch: &EncodedBatch) -> Result<()> {
+    /// Refuses a batch larger than `max.message.bytes` or `segment.bytes`, or one without
+    /// records, as every append does before it takes the writer lock.
+    pub(crate) fn check_batch(&self, batch: &EncodedBatch) -> Result<()> {
         let size = batch.size();
         let limits = [
             (self.config.max_message_bytes, "max.message.bytes"),

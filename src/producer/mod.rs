@@ -46,8 +46,9 @@ pub struct ProducerConfig {
     pub buffer_memory: usize,
     /// Kafka: `enable.idempotence` (default true, as in Kafka ≥ 3.0). The producer gets a
     /// producer id from the broker and numbers each partition's records from 0; every
-    /// batch carries the id, epoch and its first record's sequence, assigned when the
-    /// batch is closed, so the log writes a resent batch only once and refuses a gap.
+    /// batch carries the id, epoch and its first record's sequence, assigned as the batch
+    /// is appended, so the log writes a resent batch only once and refuses a gap. A batch
+    /// that fails before it is written uses up no sequence number.
     pub enable_idempotence: bool,
     /// Kafka: `transactional.id` (default none). Makes the producer transactional (and
     /// idempotent): call [`Producer::init_transactions`] once before sending, and send
@@ -263,8 +264,6 @@ struct OpenBatch {
     /// Bytes of keyless records sent here while this was the topic's sticky partition;
     /// counted under this lock, so a send pays no atomic operation for it.
     sticky_bytes: usize,
-    /// Sequence number of the next record of an idempotent producer on this partition.
-    next_sequence: i32,
 }
 
 impl OpenBatch {
@@ -274,35 +273,21 @@ impl OpenBatch {
             state: Arc::default(),
             generation: 0,
             sticky_bytes: 0,
-            next_sequence: 0,
         }
     }
 
     /// Takes the batch out, leaving an empty one in its place (in a buffer from
     /// `buffers` when it has one). An idempotent producer's batch gets its id, epoch and
-    /// base sequence here, once per batch (as Kafka's sender does when it drains a
-    /// batch), and the partition's sequence moves past it.
-    fn take(
-        &mut self,
-        capacity: usize,
-        producer: Option<ProducerId>,
-        buffers: &Buffers,
-    ) -> TakenBatch {
+    /// base sequence later, as it is appended (see `Drain::next_sequence`).
+    fn take(&mut self, capacity: usize, buffers: &Buffers) -> TakenBatch {
         self.generation += 1;
         let compression = self.builder.compression();
         let next = match buffers.take() {
             Some(buffer) => BatchBuilder::with_buffer(compression, buffer, capacity),
             None => BatchBuilder::with_capacity(compression, capacity),
         };
-        let mut builder = std::mem::replace(&mut self.builder, next);
+        let builder = std::mem::replace(&mut self.builder, next);
         let state = std::mem::replace(&mut self.state, buffers.take_state());
-        if let Some(id) = producer {
-            let base_sequence = self.next_sequence;
-            self.next_sequence = idempotence::next_sequence(base_sequence, builder.len());
-            builder = builder
-                .producer(id.batch_info(base_sequence))
-                .transactional(id.transactional);
-        }
         (builder, state)
     }
 }
@@ -323,6 +308,14 @@ struct Drain {
     infos: Vec<AppendInfo>,
     /// The buffer of the last record appended on its own (`Producer::append_alone`).
     alone: Vec<u8>,
+    /// Sequence number of the next record of an idempotent producer on this partition.
+    ///
+    /// Kept under the append lock and given to a batch only as it is appended, in the
+    /// order batches reach the log: a batch that fails before it is written (too large
+    /// once compressed, refused by the transaction coordinator or the log) uses up no
+    /// sequence number, so the batches after it do not meet a gap. Kafka's sender gets
+    /// the same result by renumbering the batches in flight after such a failure.
+    next_sequence: i32,
 }
 
 impl Drain {
@@ -597,7 +590,7 @@ impl Sender {
         {
             let mut open = queue.open.lock();
             if !open.builder.is_empty() && generation.is_none_or(|g| g == open.generation) {
-                let taken = open.take(queue.batch_limit, queue.producer, &self.buffers);
+                let taken = open.take(queue.batch_limit, &self.buffers);
                 self.push_pending(queue, taken);
             } else if generation.is_some() {
                 return;
@@ -967,7 +960,7 @@ impl Producer {
         let sender = &self.inner.sender;
         let mut handed_off = false;
         if !open.builder.is_empty() && open.builder.estimated_size() + head.size > batch_size {
-            let taken = open.take(batch_size, queue.producer, &sender.buffers);
+            let taken = open.take(batch_size, &sender.buffers);
             sender.push_pending(queue, taken);
             handed_off = true;
             // Deltas against a new first record differ: encode it again.
@@ -983,7 +976,7 @@ impl Producer {
             timestamp: ts,
         };
         if open.builder.estimated_size() >= batch_size || !linger {
-            let taken = open.take(batch_size, queue.producer, &sender.buffers);
+            let taken = open.take(batch_size, &sender.buffers);
             sender.push_pending(queue, taken);
             handed_off = true;
         } else if started {
@@ -1033,9 +1026,9 @@ impl Producer {
     /// state, the pending queue, the pool, a wake-up of the handles), which is most of
     /// the cost of a lone send on a thread that has just woken up (cold caches).
     ///
-    /// The record's sequence is taken under `open`, and the append lock is held from
-    /// before that until the append, so records sent meanwhile by other threads get
-    /// later sequences and reach the log after this one.
+    /// The append lock is taken before `open` is let go and held until the append, so
+    /// records sent meanwhile by other threads reach the log after this one (and get
+    /// later sequence numbers, which are given out under the append lock).
     #[inline(never)]
     fn append_alone(
         &self,
@@ -1055,9 +1048,7 @@ impl Producer {
         );
         let head = builder.head(ts, key, value, headers);
         if let Some(id) = queue.producer {
-            let base_sequence = open.next_sequence;
-            open.next_sequence = idempotence::next_sequence(base_sequence, 1);
-            builder = builder.producer(id.batch_info(base_sequence));
+            builder = builder.producer(id.batch_info(drain.next_sequence));
         }
         self.count_sticky(&mut open, queue.partition, head.size, sticky);
         drop(open);
@@ -1077,6 +1068,10 @@ impl Producer {
                     .append_batches_in_place(std::slice::from_mut(&mut batch), &mut drain.infos);
                 let info = drain.infos.pop();
                 drain.infos.clear();
+                if appended.is_ok() {
+                    // Refused, it used up no sequence number (see `Drain::next_sequence`).
+                    drain.next_sequence = idempotence::next_sequence(drain.next_sequence, 1);
+                }
                 if compression == Compression::None {
                     drain.alone = batch.into_buffer();
                 }
@@ -1235,6 +1230,7 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
         encoded,
         states,
         infos,
+        next_sequence: sequence,
         ..
     } = drain;
     if let Some(txn) = &queue.txn
@@ -1248,7 +1244,15 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
         }
         return;
     }
-    for (builder, state) in ready.drain(..) {
+    let mut next_sequence = *sequence;
+    while let Some((builder, state)) = ready.pop_front() {
+        let records = builder.len();
+        let builder = match queue.producer {
+            Some(id) => builder
+                .producer(id.batch_info(next_sequence))
+                .transactional(id.transactional),
+            None => builder,
+        };
         let encoded_batch = if builder.compression() == Compression::None {
             // Encoded in its own buffer, which goes back to `buffers` once appended.
             builder.into_encoded(codecs)
@@ -1257,16 +1261,29 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
             buffers.give_back(builder.into_buffer(), queue.batch_limit);
             batch
         };
-        match encoded_batch {
+        let checked = match encoded_batch {
+            Ok(batch) => match queue.log.check_batch(&batch) {
+                // Checked here as the log would, so that a batch that grew past a limit
+                // when compressed fails alone instead of failing the whole append.
+                Ok(()) => Ok(batch),
+                Err(e) => {
+                    buffers.give_back(batch.into_buffer(), queue.batch_limit);
+                    Err(e)
+                }
+            },
+            Err(e) => Err(Error::InvalidBatch {
+                partition: queue.log.name().to_string(),
+                source: e,
+            }),
+        };
+        match checked {
             Ok(batch) => {
+                next_sequence = idempotence::next_sequence(next_sequence, records);
                 encoded.push(batch);
                 states.push(state);
             }
             Err(e) => {
-                let e = Arc::new(Error::InvalidBatch {
-                    partition: queue.log.name().to_string(),
-                    source: e,
-                });
+                let e = Arc::new(e);
                 queue.failed.lock().get_or_insert_with(|| e.clone());
                 state.complete(Err(e));
             }
@@ -1277,12 +1294,16 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
     }
     match queue.log.append_batches_in_place(encoded, infos) {
         Ok(()) => {
+            *sequence = next_sequence;
             for (state, info) in states.drain(..).zip(infos.drain(..)) {
                 state.complete(Ok(info));
                 buffers.give_back_state(state);
             }
         }
         Err(e) => {
+            // Nothing was written (a refused append writes nothing; one that failed
+            // writing poisoned the partition, which refuses everything from now on), so
+            // the sequence stays where it was.
             let e = Arc::new(e);
             queue.failed.lock().get_or_insert_with(|| e.clone());
             for state in states.drain(..) {

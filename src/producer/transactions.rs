@@ -12,9 +12,9 @@
 //!
 //! `send` outside a transaction, or once its commit or abort has started, fails at once
 //! with [`Error::InvalidTxnState`]. A batch refused by the coordinator (fenced) fails
-//! through its handle and `flush`; its sequence numbers are spent, so the producer cannot
-//! send to that partition again: like Kafka's fatal errors, create a new producer (its
-//! `init_transactions` fences and aborts what this one left).
+//! through its handle and `flush`, and so does every later one: like Kafka's fatal
+//! errors, create a new producer (its `init_transactions` fences and aborts what this one
+//! left).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
