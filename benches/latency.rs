@@ -33,6 +33,21 @@ fn stamp(base: Instant) -> [u8; 8] {
     (base.elapsed().as_nanos() as u64).to_be_bytes()
 }
 
+/// CPU time the hypervisor took from this virtual machine's CPUs so far (the `steal`
+/// column of `/proc/stat`, all CPUs), in milliseconds; `None` where there is no such file.
+/// A spinning reader whose virtual CPU is taken away stalls for milliseconds, so a row's
+/// tail is only comparable with its neighbours' when the steal during each was alike.
+fn steal_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let steal: u64 = cpu.split_whitespace().nth(8)?.parse().ok()?;
+    // In clock ticks (USER_HZ).
+    #[allow(unsafe_code)]
+    // SAFETY: `sysconf` reads a constant of the system; no memory is passed.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+    Some(steal * 1000 / hz.max(1))
+}
+
 /// Sleeps between messages, leaving the CPU to the threads under test (a spinning pause
 /// would occupy one of this machine's two cores).
 fn pause(gap: Duration) {
@@ -210,17 +225,24 @@ fn main() {
         ("back to back", Box::new(|| send_blocking_alone(true))),
     ];
     println!("end-to-end latency, {SAMPLES} messages each, {GAP:?} apart (µs)");
-    println!("{:<24} {:>8} {:>8} {:>8}", "", "p50", "p99", "p99.9");
+    println!(
+        "{:<24} {:>8} {:>8} {:>8}   (round; ms of CPU time the host stole during the row)",
+        "", "p50", "p99", "p99.9"
+    );
     // Rounds, interleaved, so drift hits every row alike; each round prints, then the
     // median of each percentile over the rounds.
     let mut results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); rows.len()];
     let mut alone_results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); alone.len()];
     for round in 1..=ROUNDS {
         for ((name, run), out) in rows.iter().zip(&mut results) {
+            let before = steal_ms();
             let h = run();
+            let stolen = before
+                .zip(steal_ms())
+                .map_or("?".to_string(), |(a, b)| (b - a).to_string());
             let q = [0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q));
             println!(
-                "{:<24} {:>8} {:>8} {:>8}   (round {round})",
+                "{:<24} {:>8} {:>8} {:>8}   (round {round}; steal {stolen} ms)",
                 name, q[0], q[1], q[2]
             );
             out.push(q);
