@@ -1315,3 +1315,47 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
         buffers.give_back(batch.into_buffer(), queue.batch_limit);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BrokerConfig, TopicConfig};
+
+    /// The room of the buffer partition `p` keeps for lone records: none until
+    /// `append_alone` has run there.
+    fn lone_buffer(producer: &Producer, p: i32) -> usize {
+        let queue = producer.topic("t").unwrap().queue(p).unwrap();
+        queue.append.lock().alone.capacity()
+    }
+
+    #[test]
+    fn send_blocking_appends_alone_only_when_nothing_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+        broker.create_topic("t", 2, TopicConfig::default()).unwrap();
+        let producer = broker.producer(ProducerConfig {
+            linger: Duration::from_secs(3600),
+            ..ProducerConfig::default()
+        });
+        let blocking = |v: &[u8], p| {
+            producer
+                .send_blocking(ProducerRecord::new("t", v).partition(p))
+                .unwrap()
+                .offset
+        };
+        // A record waits in partition 0's open batch: the next goes through the batch.
+        let waiting = producer
+            .send(ProducerRecord::new("t", b"a").partition(0))
+            .unwrap();
+        assert_eq!(blocking(b"b", 0), 1);
+        assert_eq!(waiting.wait().unwrap().offset, 0);
+        assert_eq!(lone_buffer(&producer, 0), 0);
+        // Now nothing waits there, and the record is appended on its own.
+        assert_eq!(blocking(b"c", 0), 2);
+        assert!(lone_buffer(&producer, 0) > 0);
+        // Partition 1 has had nothing waiting from the start.
+        assert_eq!(lone_buffer(&producer, 1), 0);
+        assert_eq!(blocking(b"d", 1), 0);
+        assert!(lone_buffer(&producer, 1) > 0);
+    }
+}
