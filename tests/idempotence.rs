@@ -1,6 +1,7 @@
 //! Idempotent appends: a batch resent after a (simulated) timeout is written once and
 //! answered with its original offsets, before and after a restart; gaps and old epochs
-//! are refused without writing; the producer numbers its batches per partition.
+//! are refused without writing; the producer numbers its batches per partition, and a
+//! batch that fails before it is written (too large once compressed) uses up no number.
 
 use std::path::Path;
 

@@ -1301,9 +1301,10 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
             }
         }
         Err(e) => {
-            // Nothing was written (a refused append writes nothing; one that failed
-            // writing poisoned the partition, which refuses everything from now on), so
-            // the sequence stays where it was.
+            // The sequence stays where it was: a refused append writes nothing, and one
+            // whose write or fsync failed poisoned the partition, which refuses every
+            // later append until it is reopened (by a new broker, whose producers get
+            // new ids).
             let e = Arc::new(e);
             queue.failed.lock().get_or_insert_with(|| e.clone());
             for state in states.drain(..) {
