@@ -440,7 +440,7 @@ struct PartitionQueue {
     /// own, so batches reach the log one at a time, in order; holds the drain's working
     /// lists.
     append: Mutex<Drain>,
-    /// The idempotent producer's id and epoch, stamped on batches as they are taken.
+    /// The idempotent producer's id and epoch, stamped on batches as they are appended.
     producer: Option<ProducerId>,
     /// The topic, and the transaction its batches join (transactional producers).
     topic: Arc<str>,
@@ -466,9 +466,8 @@ struct TopicQueues {
     /// `segment.bytes` (the log would refuse it).
     batch_limit: usize,
     /// The largest batch the log accepts and the config that sets it: a record that
-    /// needs a larger batch is refused at `send`. Were it refused by the log instead,
-    /// its batch would have used up sequence numbers (an idempotent producer's), and the
-    /// log would refuse the partition's next batch for the gap.
+    /// needs a larger batch is refused at `send` with [`Error::RecordTooLarge`], as
+    /// Kafka's producer does, rather than later through its handle.
     record_limit: (usize, &'static str),
     /// The idempotent producer's id and epoch, for the queues.
     producer: Option<ProducerId>,
@@ -1047,9 +1046,7 @@ impl Producer {
             BATCH_HEADER_SIZE,
         );
         let head = builder.head(ts, key, value, headers);
-        if let Some(id) = queue.producer {
-            builder = builder.producer(id.batch_info(drain.next_sequence));
-        }
+        builder = stamp_producer(builder, queue.producer, drain.next_sequence);
         self.count_sticky(&mut open, queue.partition, head.size, sticky);
         drop(open);
         builder.push_head(&head, ts, key, value, headers);
@@ -1222,6 +1219,21 @@ impl Drop for ProducerInner {
     }
 }
 
+/// `builder` with an idempotent producer's id, epoch, transactional bit and base
+/// sequence `sequence`; unchanged without a producer id.
+fn stamp_producer(
+    builder: BatchBuilder,
+    producer: Option<ProducerId>,
+    sequence: i32,
+) -> BatchBuilder {
+    match producer {
+        Some(id) => builder
+            .producer(id.batch_info(sequence))
+            .transactional(id.transactional),
+        None => builder,
+    }
+}
+
 /// Appends the batches of `drain.batches`, whose other lists `Drain::reset` emptied
 /// (leaving them all empty).
 fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buffers: &Buffers) {
@@ -1247,12 +1259,7 @@ fn append_ready(codecs: &Codecs, queue: &PartitionQueue, drain: &mut Drain, buff
     let mut next_sequence = *sequence;
     while let Some((builder, state)) = ready.pop_front() {
         let records = builder.len();
-        let builder = match queue.producer {
-            Some(id) => builder
-                .producer(id.batch_info(next_sequence))
-                .transactional(id.transactional),
-            None => builder,
-        };
+        let builder = stamp_producer(builder, queue.producer, next_sequence);
         let encoded_batch = if builder.compression() == Compression::None {
             // Encoded in its own buffer, which goes back to `buffers` once appended.
             builder.into_encoded(codecs)
