@@ -3,8 +3,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -139,7 +139,7 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
         recovery_point: AtomicI64::new(recovery_point),
         last_flush_ms: AtomicI64::new(now),
         dir_dirty: AtomicBool::new(true),
-        poisoned: Mutex::new(None),
+        poisoned: OnceLock::new(),
         closed: AtomicBool::new(false),
         sync: SyncState::new(recovery_point),
         recovery: report,

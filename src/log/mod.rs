@@ -13,8 +13,8 @@ mod sync;
 mod txn_index;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -166,7 +166,9 @@ pub struct Log {
     last_flush_ms: AtomicI64,
     /// Files were created since the directory was last fsynced.
     dir_dirty: AtomicBool,
-    poisoned: Mutex<Option<String>>,
+    /// The first write or fsync failure, set once: the log refuses writes until reopened.
+    /// A `OnceLock`, so the check on every append is one load.
+    poisoned: OnceLock<String>,
     closed: AtomicBool,
     sync: SyncState,
     recovery: RecoveryReport,
@@ -310,14 +312,14 @@ impl Log {
 
     /// Why the log takes no more writes, if an earlier write or fsync failed.
     pub fn poisoned(&self) -> Option<String> {
-        self.poisoned.lock().clone()
+        self.poisoned.get().cloned()
     }
 
     fn check_writable(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(self.name.clone()));
         }
-        match &*self.poisoned.lock() {
+        match self.poisoned.get() {
             Some(cause) => Err(Error::Poisoned {
                 partition: self.name.clone(),
                 cause: cause.clone(),
@@ -329,10 +331,8 @@ impl Log {
     /// Records a write or fsync failure: the log refuses writes until reopened, because
     /// a failed fsync may have dropped dirty pages that a retry would report as written.
     fn poison(&self, err: &Error) {
-        let mut p = self.poisoned.lock();
-        if p.is_none() {
-            *p = Some(err.to_string());
-        }
+        // The first failure is the cause; later ones follow from it.
+        let _ = self.poisoned.set(err.to_string());
     }
 
     /// Appends a batch: assigns its offsets from the log end offset, stamps the leader

@@ -162,7 +162,7 @@ impl Log {
     }
 
     fn check_not_poisoned(&self) -> Result<()> {
-        match &*self.poisoned.lock() {
+        match self.poisoned.get() {
             Some(cause) => Err(Error::Poisoned {
                 partition: self.name.clone(),
                 cause: cause.clone(),
