@@ -319,6 +319,11 @@ impl Log {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(self.name.clone()));
         }
+        self.check_not_poisoned()
+    }
+
+    /// [`Error::Poisoned`] once a write or fsync has failed.
+    fn check_not_poisoned(&self) -> Result<()> {
         match self.poisoned.get() {
             Some(cause) => Err(Error::Poisoned {
                 partition: self.name.clone(),

@@ -17,7 +17,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::Log;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::segment::Segment;
 
 #[derive(Debug, Default)]
@@ -158,16 +158,6 @@ impl Log {
                     return Err(e);
                 }
             }
-        }
-    }
-
-    fn check_not_poisoned(&self) -> Result<()> {
-        match self.poisoned.get() {
-            Some(cause) => Err(Error::Poisoned {
-                partition: self.name.clone(),
-                cause: cause.clone(),
-            }),
-            None => Ok(()),
         }
     }
 

@@ -795,12 +795,6 @@ impl Producer {
             .map(|_| OnceLock::new())
             .collect();
         let seed = (Arc::as_ptr(&topic) as u64) ^ self.inner.broker.config().clock.now_ms() as u64;
-        let batch_limit = self
-            .inner
-            .config
-            .batch_size
-            .min(topic.config.max_message_bytes as usize)
-            .min(topic.config.segment_bytes as usize);
         let (max_message, segment) = (
             topic.config.max_message_bytes as usize,
             topic.config.segment_bytes as usize,
@@ -810,6 +804,7 @@ impl Producer {
         } else {
             (max_message, "max.message.bytes")
         };
+        let batch_limit = self.inner.config.batch_size.min(record_limit.0);
         let queues = Arc::new(TopicQueues {
             record_limit,
             topic,
