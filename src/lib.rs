@@ -40,6 +40,7 @@ mod consumer;
 mod error;
 mod group;
 mod log;
+mod padded;
 mod producer;
 pub mod record;
 mod segment;

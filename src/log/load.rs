@@ -12,6 +12,7 @@ use super::checkpoint::sync_dir;
 use super::sync::SyncState;
 use super::{Log, LogConfig, LogOptions, Writer};
 use crate::error::{Error, IoContext, Result};
+use crate::padded::Padded;
 use crate::segment::{self, Scanned, Segment, TruncationReason};
 
 /// What [`Log::open`] found and repaired.
@@ -122,8 +123,8 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
         dir: dir.to_path_buf(),
         codecs: options.codecs,
         clock: options.clock,
-        segments: RwLock::new(segments),
-        writer: Mutex::new(Writer {
+        segments: Padded::new(RwLock::new(segments)),
+        writer: Padded::new(Mutex::new(Writer {
             active,
             bytes_since_index: 0,
             first_batch_timestamp,
@@ -132,8 +133,8 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
             producers,
             staged_room: Vec::new(),
             run_room: Vec::new(),
-        }),
-        log_end_offset: AtomicI64::new(log_end),
+        })),
+        log_end_offset: Padded::new(AtomicI64::new(log_end)),
         first_unstable: AtomicI64::new(first_unstable),
         log_start_offset: AtomicI64::new(log_start),
         recovery_point: AtomicI64::new(recovery_point),
@@ -141,7 +142,7 @@ pub(super) fn load(dir: &Path, config: LogConfig, options: LogOptions) -> Result
         dir_dirty: AtomicBool::new(true),
         poisoned: OnceLock::new(),
         closed: AtomicBool::new(false),
-        sync: SyncState::new(recovery_point),
+        sync: Padded::new(SyncState::new(recovery_point)),
         recovery: report,
         cleanup: super::compact::CleanupState::new(log_start),
         config,

@@ -20,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::padded::Padded;
 use crate::record::{Codecs, EncodedBatch, RecordBatch, TimestampType};
 use crate::segment::{PendingBatch, Scanned, Segment};
 pub(crate) use checkpoint::{bad_line, read_entry_lines, sync_dir, write_entry_lines};
@@ -148,6 +149,10 @@ impl ReadCursor {
 /// Appends go through one writer at a time (an internal lock); reads, offset lookups and
 /// time lookups run concurrently with appends and see only whole batches. `Log` is
 /// `Send + Sync`; share it with `Arc`.
+///
+/// What an append writes and what a read writes (a lock word, a count) sit on cache lines
+/// of their own ([`Padded`]): the writer's lock and state, the log end offset that readers
+/// load, the segment list that readers lock, and the waiters the writer wakes.
 #[derive(Debug)]
 pub struct Log {
     name: String,
@@ -155,9 +160,9 @@ pub struct Log {
     config: LogConfig,
     codecs: Codecs,
     clock: Arc<dyn Clock>,
-    segments: RwLock<Vec<Arc<Segment>>>,
-    writer: Mutex<Writer>,
-    log_end_offset: AtomicI64,
+    segments: Padded<RwLock<Vec<Arc<Segment>>>>,
+    writer: Padded<Mutex<Writer>>,
+    log_end_offset: Padded<AtomicI64>,
     /// First offset of the earliest open transaction (`i64::MAX` when none): the LSO is
     /// this or the log end offset, whichever is lower.
     first_unstable: AtomicI64,
@@ -170,7 +175,7 @@ pub struct Log {
     /// A `OnceLock`, so the check on every append is one load.
     poisoned: OnceLock<String>,
     closed: AtomicBool,
-    sync: SyncState,
+    sync: Padded<SyncState>,
     recovery: RecoveryReport,
     /// Cleanup state: retention and compaction of this log run one at a time.
     cleanup: compact::CleanupState,

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use memmap2::{MmapOptions, MmapRaw};
@@ -14,6 +15,9 @@ use memmap2::{MmapOptions, MmapRaw};
 pub(crate) struct LogMap {
     map: Option<MmapRaw>,
     writable: bool,
+    /// How far this map has been faulted in for writing (see [`LogMap::populate`]); a
+    /// new map starts at 0.
+    populated: AtomicU64,
 }
 
 /// A range of a [`LogMap`] that owns a reference to it, so `Bytes` can point into the map.
@@ -36,11 +40,13 @@ impl LogMap {
             return Ok(LogMap {
                 map: None,
                 writable: false,
+                populated: AtomicU64::new(0),
             });
         }
         Ok(LogMap {
             map: Some(map_log(file, len, false)?),
             writable: false,
+            populated: AtomicU64::new(0),
         })
     }
 
@@ -50,6 +56,7 @@ impl LogMap {
         Ok(LogMap {
             map: Some(map_log(file, len.max(1), true)?),
             writable: true,
+            populated: AtomicU64::new(0),
         })
     }
 
@@ -106,11 +113,24 @@ impl LogMap {
         copy_into(map, pos, data);
     }
 
+    /// The end of the range faulted in by [`LogMap::populate`] so far: stores below it
+    /// take no page fault (ranges are populated from where the last one ended).
+    pub(crate) fn populated(&self) -> u64 {
+        self.populated.load(Ordering::Acquire)
+    }
+
     /// Faults `[start, start + len)` in for writing now (`MADV_POPULATE_WRITE`), so the
-    /// writer's stores there take no page fault. An error means a store could have
-    /// raised `SIGBUS`; kernels before 5.14 lack the advice (`EINVAL`), and then the
-    /// pages fault in on first store as usual.
+    /// writer's stores there take no page fault, and moves [`LogMap::populated`] to its
+    /// end. An error means a store could have raised `SIGBUS`; kernels before 5.14 lack
+    /// the advice (`EINVAL`), and then the pages fault in on first store as usual.
     pub(crate) fn populate(&self, start: usize, len: usize) -> std::io::Result<()> {
+        self.advise_populate(start, len)?;
+        self.populated
+            .fetch_max((start + len) as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn advise_populate(&self, start: usize, len: usize) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(m) = self.map.as_ref().filter(|_| self.writable)
             && len > 0

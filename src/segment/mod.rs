@@ -9,21 +9,24 @@ pub(crate) mod cleaned;
 mod index_file;
 mod map;
 mod offset_index;
+mod prepare;
 mod scan;
 mod time_index;
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{DecodeError, Error, IoContext, Result};
+use crate::padded::Padded;
 use crate::record::{NO_TIMESTAMP, RecordBatch};
 use map::LogMap;
 pub(crate) use offset_index::OffsetIndex;
+use prepare::Job;
 pub(crate) use scan::{Scanned, Scanner};
 pub(crate) use time_index::TimeIndex;
 
@@ -222,30 +225,57 @@ pub(crate) struct Recovered {
 }
 
 /// One segment of a partition log.
+///
+/// Fields are grouped by who writes them, so that an append and a concurrent read share
+/// only the cache line they must (see [`Padded`]): readers load `size` and lock `map`
+/// on every read; the writer stores `size` and everything in `written` on every append,
+/// and takes neither `map`'s lock nor the index locks unless it must.
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
     log_path: PathBuf,
     file: File,
-    size: AtomicU64,
-    /// Length of the file on disk: `size`, or beyond it while the segment is active (the
-    /// writer extends the file ahead of its data and trims it back when the segment is
-    /// sealed). Changed only by the writer, or during load.
-    allocated: AtomicU64,
-    /// How far the current write map has been faulted in (the writer's, like `allocated`).
-    populated: AtomicU64,
     /// Whether small appends store through the map (see `stores_through_map`); when not,
     /// the file is never reserved ahead and every append is a `write`.
     map_stores: bool,
+    /// Bytes of whole batches, as published to readers.
+    size: Padded<AtomicU64>,
+    written: Padded<Written>,
     /// Map of the `.log` file; readers slice it below `size`. Read-write and as long as
     /// `segment.bytes` while the segment is active (the writer copies batches into it),
     /// read-only and as long as the data once sealed.
-    map: RwLock<Arc<LogMap>>,
+    map: Padded<RwLock<Arc<LogMap>>>,
     index: RwLock<OffsetIndex>,
     time_index: RwLock<TimeIndex>,
+}
+
+/// Whether the file may still grow.
+#[derive(Debug, Default)]
+struct Growth {
+    /// Set by `seal`: the file is trimmed to its data and never extended again.
+    sealed: bool,
+}
+
+/// What the writer changes as it appends, apart from the published size.
+#[derive(Debug)]
+struct Written {
     /// Largest record timestamp in the segment, and the last offset of its batch.
     max_timestamp: AtomicI64,
     offset_of_max_timestamp: AtomicI64,
+    /// Length of the file on disk: `size`, or beyond it while the segment is active (the
+    /// file is extended ahead of its data, by the writer or the preparer, and trimmed
+    /// back when the segment is sealed). Grows only under `growth`.
+    allocated: AtomicU64,
+    /// Taken to extend the file, and by `seal` to trim it for good.
+    growth: Mutex<Growth>,
+    /// A preparation of this segment (see [`prepare`]) is queued or running.
+    preparing: AtomicBool,
+    /// The writer's own handle on `map` (the same map), so that an append does not lock
+    /// the readers' `map`. Replaced together with it, under this lock and then `map`'s.
+    map: Mutex<Arc<LogMap>>,
+    /// Entries both indexes can still take (see [`Segment::index_room`]), counted when
+    /// the segment is made active and after each append that adds entries.
+    index_room: AtomicU64,
 }
 
 impl Segment {
@@ -280,8 +310,10 @@ impl Segment {
         let size = file.metadata().at(&log_path)?.len();
         let seg = Segment::with_file(dir, base_offset, log_path, file, size)?;
         if let Some((ts, off)) = seg.time_index.read().last() {
-            seg.max_timestamp.store(ts, Ordering::Relaxed);
-            seg.offset_of_max_timestamp.store(off, Ordering::Relaxed);
+            seg.written.max_timestamp.store(ts, Ordering::Relaxed);
+            seg.written
+                .offset_of_max_timestamp
+                .store(off, Ordering::Relaxed);
         }
         Ok(seg)
     }
@@ -293,7 +325,7 @@ impl Segment {
         file: File,
         size: u64,
     ) -> Result<Segment> {
-        let map = LogMap::new(&file, size as usize).at(&log_path)?;
+        let map = Arc::new(LogMap::new(&file, size as usize).at(&log_path)?);
         let map_stores = stores_through_map(&file);
         let index = OffsetIndex::open(&dir.join(file_name(base_offset, "index")), base_offset)?;
         let time_index =
@@ -302,15 +334,20 @@ impl Segment {
             base_offset,
             log_path,
             file,
-            size: AtomicU64::new(size),
-            allocated: AtomicU64::new(size),
-            populated: AtomicU64::new(0),
             map_stores,
-            map: RwLock::new(Arc::new(map)),
+            size: Padded::new(AtomicU64::new(size)),
+            written: Padded::new(Written {
+                max_timestamp: AtomicI64::new(NO_TIMESTAMP),
+                offset_of_max_timestamp: AtomicI64::new(-1),
+                allocated: AtomicU64::new(size),
+                growth: Mutex::new(Growth::default()),
+                preparing: AtomicBool::new(false),
+                map: Mutex::new(map.clone()),
+                index_room: AtomicU64::new(0),
+            }),
+            map: Padded::new(RwLock::new(map)),
             index: RwLock::new(index),
             time_index: RwLock::new(time_index),
-            max_timestamp: AtomicI64::new(NO_TIMESTAMP),
-            offset_of_max_timestamp: AtomicI64::new(-1),
         })
     }
 
@@ -329,7 +366,7 @@ impl Segment {
 
     /// Largest record timestamp in the segment (`NO_TIMESTAMP` when it has none).
     pub(crate) fn max_timestamp(&self) -> i64 {
-        self.max_timestamp.load(Ordering::Acquire)
+        self.written.max_timestamp.load(Ordering::Acquire)
     }
 
     pub(crate) fn time_index(&self) -> &RwLock<TimeIndex> {
@@ -337,13 +374,25 @@ impl Segment {
     }
 
     /// How many more entries both indexes can take (the time index keeps its last slot
-    /// for the final entry).
+    /// for the final entry), as counted when the segment was made active or last
+    /// appended to: the writer's call, so no entry was added since.
     pub(crate) fn index_room(&self) -> usize {
-        let index = self.index.read();
-        let time_index = self.time_index.read();
+        self.written.index_room.load(Ordering::Relaxed) as usize
+    }
+
+    /// Counts [`Segment::index_room`] afresh from both indexes.
+    fn count_index_room(&self, index: &OffsetIndex, time_index: &TimeIndex) {
         let offsets = index.file().capacity() - index.len();
         let times = (time_index.file().capacity() - time_index.len()).saturating_sub(1);
-        offsets.min(times)
+        let room = offsets.min(times) as u64;
+        self.written.index_room.store(room, Ordering::Relaxed);
+    }
+
+    /// Replaces the map readers and the writer use; the caller holds `written.map`.
+    fn set_map(&self, writer_map: &mut Arc<LogMap>, map: LogMap) {
+        let map = Arc::new(map);
+        *writer_map = map.clone();
+        *self.map.write() = map;
     }
 
     /// Writes a run of batches at the end of the segment (the single writer's call), adds
@@ -356,15 +405,20 @@ impl Segment {
     /// longer run is one `writev`. Readers never see the new bytes before the size is
     /// published, so they never see part of a batch; an index entry may briefly point
     /// past the published size, which is harmless because scans never start beyond it.
-    pub(crate) fn append(&self, run: &[PendingBatch<'_>]) -> Result<()> {
+    ///
+    /// Once the published size comes within half of `POPULATE_AHEAD` of what is reserved
+    /// or faulted in, the append hands the next stretch to the preparer (see
+    /// [`prepare`]), so that it is ready before the appends that follow reach it.
+    pub(crate) fn append(self: &Arc<Segment>, run: &[PendingBatch<'_>]) -> Result<()> {
         let start = self.size.load(Ordering::Relaxed);
         let len: u64 = run.iter().map(|b| b.bytes.len() as u64).sum();
+        let stored = self.map_stores && len < MAP_STORE_MAX;
+        let mut map = self.written.map.lock();
         if self.map_stores {
-            self.reserve(start + len)?;
+            self.reserve(&mut map, start + len)?;
         }
-        if self.map_stores && len < MAP_STORE_MAX {
-            self.populate(start, start + len)?;
-            let map = self.map.read();
+        if stored {
+            self.populate(&map, start, start + len)?;
             let mut pos = start as usize;
             for b in run {
                 map.write(pos, b.bytes);
@@ -373,6 +427,11 @@ impl Segment {
         } else {
             write_run_at(&self.file, run, start).at(&self.log_path)?;
         }
+        let job = self
+            .map_stores
+            .then(|| self.job_ahead(&map, start + len, stored));
+        // Locks are taken indexes first, then the maps (as `recover` and `seal` do).
+        drop(map);
         // Entries are gathered and written into the maps together, under one lock each:
         // a run then dirties the index pages once, where one store per batch could meet
         // a page that writeback had just cleaned (a write-protect fault) every time.
@@ -390,33 +449,69 @@ impl Segment {
             }
             pos += b.bytes.len() as u64;
         }
-        self.offset_of_max_timestamp
+        self.written
+            .offset_of_max_timestamp
             .store(max_ts_offset, Ordering::Relaxed);
-        self.max_timestamp.store(max_ts, Ordering::Release);
+        self.written.max_timestamp.store(max_ts, Ordering::Release);
         if !offsets.is_empty() {
             let mut index = self.index.write();
             for (offset, position) in offsets {
                 index.push(offset, position);
             }
-            drop(index);
             let mut time_index = self.time_index.write();
             for (ts, offset) in times {
                 time_index.maybe_push(ts, offset, false);
             }
+            self.count_index_room(&index, &time_index);
         }
         self.size.store(pos, Ordering::Release);
+        if let Some(job) = job.flatten() {
+            prepare::submit(job);
+        }
         Ok(())
     }
 
+    /// The preparer's next job for this segment, if `end` has come within half of
+    /// `POPULATE_AHEAD` of the reserved file or (for appends `stored` through the map) of
+    /// the faulted-in map, and no job is queued already.
+    fn job_ahead(self: &Arc<Segment>, map: &Arc<LogMap>, end: u64, stored: bool) -> Option<Job> {
+        let map_len = map.len() as u64;
+        let want = (end + POPULATE_AHEAD / 2).min(map_len);
+        let short = self.written.allocated.load(Ordering::Acquire) < want
+            || (stored && map.populated() < want);
+        if !short || self.written.preparing.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(Job {
+            segment: self.clone(),
+            map: map.clone(),
+            upto: (end + POPULATE_AHEAD).min(map_len),
+            populate: stored,
+        })
+    }
+
+    /// A preparer's job: reserves the file up to `upto` and, if asked, faults `map` in
+    /// up to there, unless the segment was sealed meanwhile. Failures are left to the
+    /// writer, which meets them itself if it gets there, as an append error.
+    fn prepare(&self, map: &LogMap, upto: u64, populate: bool) {
+        let growth = self.written.growth.lock();
+        if growth.sealed || self.grow(&growth, map.len() as u64, upto).is_err() {
+            return;
+        }
+        let to = upto.min(self.written.allocated.load(Ordering::Acquire));
+        let from = map.populated();
+        if populate && to > from {
+            let _ = map.populate(from as usize, (to - from) as usize);
+        }
+    }
+
     /// Makes the file at least `end` bytes long, its blocks reserved, and the map
-    /// writable over it; grows by a step that doubles with the file (see `MIN_GROWTH`),
-    /// never past the process's file size limit unless the run itself needs it.
-    fn reserve(&self, end: u64) -> Result<()> {
-        let allocated = self.allocated.load(Ordering::Relaxed);
-        let (writable, map_len) = {
-            let map = self.map.read();
-            (map.is_writable(), map.len() as u64)
-        };
+    /// writable over it; grows by whole steps that double with the file (see
+    /// `MIN_GROWTH`), never past the process's file size limit unless the run itself
+    /// needs it.
+    fn reserve(&self, writer_map: &mut Arc<LogMap>, end: u64) -> Result<()> {
+        let allocated = self.written.allocated.load(Ordering::Acquire);
+        let (writable, map_len) = (writer_map.is_writable(), writer_map.len() as u64);
         if end <= allocated && writable {
             return Ok(());
         }
@@ -424,18 +519,27 @@ impl Segment {
             // Not made active, or a batch past `segment.bytes` (the log rolls before
             // that): map afresh.
             let map = LogMap::writable(&self.file, end.max(map_len) as usize).at(&self.log_path)?;
-            *self.map.write() = Arc::new(map);
-            self.populated.store(0, Ordering::Relaxed);
+            self.set_map(writer_map, map);
         }
+        let growth = self.written.growth.lock();
+        self.grow(&growth, writer_map.len() as u64, end)
+    }
+
+    /// Extends the file to at least `end` bytes, by the growth step if it fits within
+    /// `map_len` and the file size limit; nothing if it already reaches `end`. The
+    /// caller holds `growth`.
+    fn grow(&self, _growth: &Growth, map_len: u64, end: u64) -> Result<()> {
+        let allocated = self.written.allocated.load(Ordering::Acquire);
         if end <= allocated {
             return Ok(());
         }
-        let map_len = self.map.read().len() as u64;
-        let step = allocated.clamp(MIN_GROWTH, MAX_GROWTH);
-        let mut target = (allocated + step)
-            .min(map_len)
-            .min(file_size_limit())
-            .max(end);
+        // Whole steps, as many as `end` needs, so lengths stay on the same grid however
+        // far ahead the preparer asks for.
+        let mut target = allocated;
+        while target < end {
+            target += target.clamp(MIN_GROWTH, MAX_GROWTH);
+        }
+        let mut target = target.min(map_len).min(file_size_limit()).max(end);
         if let Err(e) = extend_file(&self.file, allocated, target) {
             // Near a full disk or a file size limit, reserve only what this run needs:
             // the append fails only if that does not fit either.
@@ -445,7 +549,7 @@ impl Segment {
             target = end;
             extend_file(&self.file, allocated, target).at(&self.log_path)?;
         }
-        self.allocated.store(target, Ordering::Relaxed);
+        self.written.allocated.store(target, Ordering::Release);
         Ok(())
     }
 
@@ -453,27 +557,24 @@ impl Segment {
     /// the reserved file), unless it already is, so that stores there take no page fault.
     /// A page the kernel cannot provide is an error here (it would be `SIGBUS` on the
     /// store), which fails the append and poisons the partition.
-    fn populate(&self, start: u64, end: u64) -> Result<()> {
-        let populated = self.populated.load(Ordering::Relaxed);
+    fn populate(&self, writer_map: &LogMap, start: u64, end: u64) -> Result<()> {
+        let populated = writer_map.populated();
         if end <= populated {
             return Ok(());
         }
         let from = populated.max(start);
         let to = (start + POPULATE_AHEAD)
             .max(end)
-            .min(self.allocated.load(Ordering::Relaxed));
-        self.map
-            .read()
+            .min(self.written.allocated.load(Ordering::Acquire));
+        writer_map
             .populate(from as usize, (to - from) as usize)
-            .at(&self.log_path)?;
-        self.populated.store(to, Ordering::Relaxed);
-        Ok(())
+            .at(&self.log_path)
     }
 
     fn max_timestamp_and_offset(&self) -> (i64, i64) {
         (
-            self.max_timestamp.load(Ordering::Acquire),
-            self.offset_of_max_timestamp.load(Ordering::Acquire),
+            self.written.max_timestamp.load(Ordering::Acquire),
+            self.written.offset_of_max_timestamp.load(Ordering::Acquire),
         )
     }
 
@@ -487,9 +588,10 @@ impl Segment {
 
     /// Maps at least `len` bytes of the file, so the map covers every published byte.
     fn ensure_mapped(&self, len: usize) -> Result<()> {
-        if self.map.read().len() < len {
+        let mut writer_map = self.written.map.lock();
+        if writer_map.len() < len {
             let map = LogMap::new(&self.file, len).at(&self.log_path)?;
-            *self.map.write() = Arc::new(map);
+            self.set_map(&mut writer_map, map);
         }
         Ok(())
     }
@@ -649,13 +751,14 @@ impl Segment {
         if valid_bytes < file_size {
             self.file.set_len(valid_bytes).at(&self.log_path)?;
         }
-        self.allocated.store(valid_bytes, Ordering::Relaxed);
+        self.written.allocated.store(valid_bytes, Ordering::Relaxed);
         self.size.store(valid_bytes, Ordering::Release);
         if max_ts_offset >= 0 {
             time_index.maybe_push(max_ts, max_ts_offset, true);
         }
-        self.max_timestamp.store(max_ts, Ordering::Release);
-        self.offset_of_max_timestamp
+        self.written.max_timestamp.store(max_ts, Ordering::Release);
+        self.written
+            .offset_of_max_timestamp
             .store(max_ts_offset, Ordering::Release);
         let truncated = reason.map(|r| (file_size - valid_bytes, r));
         Ok(Recovered {
@@ -764,16 +867,21 @@ impl Segment {
     /// Grows both indexes to `index_bytes` and maps the log read-write over `map_bytes`
     /// (the most it will hold), so the segment can take appends.
     pub(crate) fn make_active(&self, index_bytes: usize, map_bytes: usize) -> Result<()> {
-        self.index.write().file_mut().resize(index_bytes)?;
-        self.time_index.write().file_mut().resize(index_bytes)?;
+        self.written.growth.lock().sealed = false;
+        {
+            let mut index = self.index.write();
+            let mut time_index = self.time_index.write();
+            index.file_mut().resize(index_bytes)?;
+            time_index.file_mut().resize(index_bytes)?;
+            self.count_index_room(&index, &time_index);
+        }
         let len = map_bytes.max(self.size() as usize);
         let map = if self.map_stores {
             LogMap::writable(&self.file, len)
         } else {
             LogMap::new(&self.file, len)
         };
-        *self.map.write() = Arc::new(map.at(&self.log_path)?);
-        self.populated.store(0, Ordering::Relaxed);
+        self.set_map(&mut self.written.map.lock(), map.at(&self.log_path)?);
         Ok(())
     }
 
@@ -790,20 +898,23 @@ impl Segment {
         time_index.file_mut().trim()?;
         self.index.write().file_mut().trim()?;
         let size = self.size();
+        // Waits for a preparation under way; none runs after this.
+        let mut growth = self.written.growth.lock();
+        growth.sealed = true;
         // The file's own length, not `allocated`: a reservation that failed part way may
         // have left the file longer than recorded.
         if self.file.metadata().at(&self.log_path)?.len() > size {
             self.file.set_len(size).at(&self.log_path)?;
         }
-        self.allocated.store(size, Ordering::Relaxed);
+        self.written.allocated.store(size, Ordering::Release);
+        drop(growth);
         // Shrink the map from `segment.bytes` to the data, so that sealed segments do not
         // each hold a maximum-size mapping; readers of the old map keep it alive, and read
         // only published bytes, all below the trimmed end.
-        let map = self.map.read().clone();
-        if map.len() > size as usize || map.is_writable() {
-            *self.map.write() =
-                Arc::new(LogMap::new(&self.file, size as usize).at(&self.log_path)?);
-            self.populated.store(0, Ordering::Relaxed);
+        let mut writer_map = self.written.map.lock();
+        if writer_map.len() > size as usize || writer_map.is_writable() {
+            let map = LogMap::new(&self.file, size as usize).at(&self.log_path)?;
+            self.set_map(&mut writer_map, map);
         }
         Ok(())
     }
