@@ -13,9 +13,11 @@
 //! five interleaved rounds, then the median of each over the rounds and the target
 //! ratios. Last, `send_blocking` alone (no consumer) in nanoseconds: after a pause as in
 //! the rows above, and right after another `send_blocking`, which shows what a sending
-//! thread that has just slept pays for its cold caches.
+//! thread that has just slept pays for its cold caches; with the page faults each round's
+//! calls took (`getrusage`), which the segment's preparer keeps off the sending thread.
 //!
-//! `cargo bench --bench latency`
+//! `cargo bench --bench latency` (about 8 minutes); `cargo bench --bench latency -- TEXT...`
+//! runs only the rows whose name contains one of the TEXTs (`busy-spin`, `2 CPUs`, `alone`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -163,9 +165,26 @@ fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u6
     h
 }
 
+/// Page faults the calling thread has taken so far (minor and major), where
+/// `getrusage` can tell.
+fn thread_faults() -> Option<u64> {
+    #[allow(unsafe_code)]
+    // SAFETY: `usage` is a plain struct the kernel fills; `RUSAGE_THREAD` asks for the
+    // calling thread's figures.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+            return None;
+        }
+        u64::try_from(usage.ru_minflt + usage.ru_majflt).ok()
+    }
+}
+
 /// `send_blocking` alone, in nanoseconds: each call timed after a pause of `GAP` or, when
-/// `back_to_back`, right after an untimed call.
-fn send_blocking_alone(back_to_back: bool) -> Histogram<u64> {
+/// `back_to_back`, right after an untimed call. Also returns the page faults the thread
+/// took over all its calls (warm-up included): a store into a page the segment has not
+/// prepared, or the first entry in a page of an index.
+fn send_blocking_alone(back_to_back: bool) -> (Histogram<u64>, Option<u64>) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
     broker
@@ -174,6 +193,7 @@ fn send_blocking_alone(back_to_back: bool) -> Histogram<u64> {
     let producer = broker.producer(ProducerConfig::default());
     let mut h = Histogram::<u64>::new(3).unwrap();
     let v = [0u8; 8];
+    let faults_before = thread_faults();
     for n in 0..SAMPLES + WARMUP {
         if back_to_back {
             producer
@@ -190,9 +210,12 @@ fn send_blocking_alone(back_to_back: bool) -> Histogram<u64> {
         }
         pause(GAP);
     }
+    let faults = faults_before
+        .zip(thread_faults())
+        .map(|(before, after)| after - before);
     drop(producer);
     broker.close().unwrap();
-    h
+    (h, faults)
 }
 
 /// The floor: one thread sets a value under a mutex and notifies; the other waits on the
@@ -275,6 +298,9 @@ fn spin_floor() -> Histogram<u64> {
 /// One measured row: a run that returns its latency histogram.
 type Run = Box<dyn Fn() -> Histogram<u64>>;
 
+/// A row of `send_blocking` alone: its histogram and the page faults it took.
+type Alone = Box<dyn Fn() -> (Histogram<u64>, Option<u64>)>;
+
 fn main() {
     // Criterion passes flags such as `--bench`; this harness takes none.
     let spin_then_park = WaitStrategy::SpinThenPark { spins: 100_000 };
@@ -312,10 +338,24 @@ fn main() {
             ),
         ]);
     }
-    let alone: Vec<(&str, Run)> = vec![
-        ("after a pause", Box::new(|| send_blocking_alone(false))),
-        ("back to back", Box::new(|| send_blocking_alone(true))),
+    let mut alone: Vec<(&str, Alone)> = vec![
+        (
+            "alone, after a pause",
+            Box::new(|| send_blocking_alone(false)),
+        ),
+        (
+            "alone, back to back",
+            Box::new(|| send_blocking_alone(true)),
+        ),
     ];
+    // `cargo bench --bench latency -- TEXT...` keeps the rows whose name contains a TEXT.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let keep = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    rows.retain(|(name, _)| keep(name));
+    alone.retain(|(name, _)| keep(name));
     println!("end-to-end latency, {SAMPLES} messages each, {GAP:?} apart (µs)");
     println!(
         "{:<24} {:>8} {:>8} {:>8}   (round; ms of CPU time the host stole during the row)",
@@ -325,6 +365,7 @@ fn main() {
     // median of each percentile over the rounds.
     let mut results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); rows.len()];
     let mut alone_results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); alone.len()];
+    let mut alone_faults: Vec<Vec<u64>> = vec![Vec::new(); alone.len()];
     for round in 1..=ROUNDS {
         for ((name, run), out) in rows.iter().zip(&mut results) {
             let before = steal_ms();
@@ -339,9 +380,11 @@ fn main() {
             );
             out.push(q);
         }
-        for ((_, run), out) in alone.iter().zip(&mut alone_results) {
-            let h = run();
+        for (((_, run), out), faults) in alone.iter().zip(&mut alone_results).zip(&mut alone_faults)
+        {
+            let (h, f) = run();
             out.push([0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q)));
+            faults.extend(f);
         }
     }
     println!("median of {ROUNDS} rounds:");
@@ -361,24 +404,34 @@ fn main() {
     for ((name, _), m) in rows.iter().zip(&medians) {
         println!("{:<24} {:>8} {:>8} {:>8}", name, m[0], m[1], m[2]);
     }
+    // The verdicts, for the rows this run kept.
     let p99 = |name: &str| {
-        let i = rows.iter().position(|(n, _)| *n == name).unwrap();
-        medians[i][1] as f64
+        let i = rows.iter().position(|(n, _)| *n == name)?;
+        Some(medians[i][1] as f64)
     };
-    println!(
-        "park p99 / condvar floor p99: {:.2}x as the OS places the threads (target <= 1.5x); busy-spin p99 {} µs (target < 5), spin floor p99 {} µs",
-        p99("partlog park") / p99("condvar floor").max(1.0),
-        p99("partlog busy-spin"),
-        p99("spin floor")
-    );
-    if two_cpus.is_some() {
+    if let (Some(park), Some(floor)) = (p99("partlog park"), p99("condvar floor")) {
         println!(
-            "park p99 / condvar floor p99 on 2 CPUs: {:.2}x (target <= 1.5x)",
-            p99("park, 2 CPUs") / p99("condvar floor, 2 CPUs").max(1.0)
+            "park p99 / condvar floor p99: {:.2}x as the OS places the threads (target <= 1.5x)",
+            park / floor.max(1.0)
         );
     }
-    println!("send_blocking alone, no consumer (ns), median of {ROUNDS} rounds:");
-    for ((name, _), m) in alone.iter().zip(median(&alone_results)) {
-        println!("{:<24} {:>8} {:>8} {:>8}", name, m[0], m[1], m[2]);
+    if let (Some(spin), Some(floor)) = (p99("partlog busy-spin"), p99("spin floor")) {
+        println!("busy-spin p99 {spin} µs (target < 5), spin floor p99 {floor} µs");
+    }
+    if let (Some(park), Some(floor)) = (p99("park, 2 CPUs"), p99("condvar floor, 2 CPUs")) {
+        println!(
+            "park p99 / condvar floor p99 on 2 CPUs: {:.2}x (target <= 1.5x)",
+            park / floor.max(1.0)
+        );
+    }
+    println!(
+        "send_blocking alone, no consumer (ns), median of {ROUNDS} rounds; page faults per round of {} calls",
+        SAMPLES + WARMUP
+    );
+    for (((name, _), m), faults) in alone.iter().zip(median(&alone_results)).zip(&alone_faults) {
+        println!(
+            "{:<24} {:>8} {:>8} {:>8}   faults {faults:?}",
+            name, m[0], m[1], m[2]
+        );
     }
 }
