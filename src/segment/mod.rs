@@ -525,9 +525,9 @@ impl Segment {
         self.grow(&growth, writer_map.len() as u64, end)
     }
 
-    /// Extends the file to at least `end` bytes, by the growth step if it fits within
-    /// `map_len` and the file size limit; nothing if it already reaches `end`. The
-    /// caller holds `growth`.
+    /// Extends the file to at least `end` bytes, by as many whole growth steps as that
+    /// takes if they fit within `map_len` and the file size limit, else by exactly what
+    /// `end` needs; nothing if it already reaches `end`. The caller holds `growth`.
     fn grow(&self, _growth: &Growth, map_len: u64, end: u64) -> Result<()> {
         let allocated = self.written.allocated.load(Ordering::Acquire);
         if end <= allocated {
