@@ -251,3 +251,73 @@ fn a_roll_trims_the_sealed_file_and_only_the_active_one_runs_ahead() {
     assert_eq!(log.segment_base_offsets(), bases);
     assert_records(&log, n, 500);
 }
+
+const LIMIT_CHILD: &str = "PARTLOG_RESERVE_LIMIT_CHILD";
+/// `ulimit -f` counts 512-byte blocks: 1 MiB.
+const LIMIT_BLOCKS: u64 = 2048;
+
+/// In the child, under `ulimit -f` with `SIGXFSZ` left to kill it: appends until the data
+/// is within 100 KiB of the limit, so the preparer is asked for 256 KiB past the data,
+/// beyond the limit; then waits for it and prints the file's length.
+fn limit_child(dir: &Path) {
+    let config = LogConfig {
+        segment_index_bytes: 4096,
+        ..config(64 << 20)
+    };
+    let log = Log::open(dir, config).unwrap();
+    let limit = LIMIT_BLOCKS * 512;
+    let mut n = 0;
+    while log.size_bytes() < limit - 100 * 1024 {
+        n = append(&log, n, 1, 1, 1000);
+    }
+    // The preparer's job for the last appends, if it were to go past the limit, would
+    // raise SIGXFSZ within this time.
+    std::thread::sleep(Duration::from_millis(500));
+    println!("data {} file {}", log.size_bytes(), log_files(dir)[0].1);
+    log.close().unwrap();
+    assert_records(&log, n, 1000);
+}
+
+#[test]
+fn the_preparer_never_reserves_past_the_file_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    if let Ok(dir) = std::env::var(LIMIT_CHILD) {
+        limit_child(Path::new(&dir));
+        return;
+    }
+    if !reserves_ahead(tmp.path()) {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "ulimit -f {LIMIT_BLOCKS}; exec \"$0\" the_preparer_never_reserves_past_the_file_size_limit --exact --nocapture --test-threads 1"
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&exe)
+        .env(LIMIT_CHILD, &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed ({:?}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The report follows the harness's "test ... " on the same line.
+    let line = stdout
+        .lines()
+        .find_map(|l| l.find("data ").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("no report from the child: {stdout}"));
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (data, file) = (nums[0], nums[1]);
+    assert!(data > LIMIT_BLOCKS * 512 - 100 * 1024, "{line}");
+    // Reserved ahead as far as the limit allows, and no further.
+    assert_eq!(file, LIMIT_BLOCKS * 512, "{line}");
+}

@@ -238,6 +238,9 @@ pub(crate) struct Segment {
     /// Whether small appends store through the map (see `stores_through_map`); when not,
     /// the file is never reserved ahead and every append is a `write`.
     map_stores: bool,
+    /// The process's file size limit when the segment was opened, read once so that
+    /// appends near it do not queue a job each ([`Segment::prepare`] reads it afresh).
+    size_limit: u64,
     /// Bytes of whole batches, as published to readers.
     size: Padded<AtomicU64>,
     written: Padded<Written>,
@@ -335,6 +338,7 @@ impl Segment {
             log_path,
             file,
             map_stores,
+            size_limit: file_size_limit(),
             size: Padded::new(AtomicU64::new(size)),
             written: Padded::new(Written {
                 max_timestamp: AtomicI64::new(NO_TIMESTAMP),
@@ -476,7 +480,7 @@ impl Segment {
     /// the faulted-in map, and no job is queued already.
     fn job_ahead(self: &Arc<Segment>, map: &Arc<LogMap>, end: u64, stored: bool) -> Option<Job> {
         let map_len = map.len() as u64;
-        let want = (end + POPULATE_AHEAD / 2).min(map_len);
+        let want = (end + POPULATE_AHEAD / 2).min(map_len).min(self.size_limit);
         let short = self.written.allocated.load(Ordering::Acquire) < want
             || (stored && map.populated() < want);
         if !short || self.written.preparing.swap(true, Ordering::AcqRel) {
@@ -491,9 +495,12 @@ impl Segment {
     }
 
     /// A preparer's job: reserves the file up to `upto` and, if asked, faults `map` in
-    /// up to there, unless the segment was sealed meanwhile. Failures are left to the
+    /// up to there, unless the segment was sealed meanwhile. Never past the process's
+    /// file size limit: only an append's own need may go there (and meet `EFBIG`, or the
+    /// `SIGXFSZ` that stops a process which does not ignore it). Failures are left to the
     /// writer, which meets them itself if it gets there, as an append error.
     fn prepare(&self, map: &LogMap, upto: u64, populate: bool) {
+        let upto = upto.min(file_size_limit());
         let growth = self.written.growth.lock();
         if growth.sealed || self.grow(&growth, map.len() as u64, upto).is_err() {
             return;
