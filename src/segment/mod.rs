@@ -491,25 +491,28 @@ impl Segment {
             map: map.clone(),
             upto: (end + POPULATE_AHEAD).min(map_len),
             populate: stored,
+            done: false,
         })
     }
 
     /// A preparer's job: reserves the file up to `upto` and, if asked, faults `map` in
     /// up to there, unless the segment was sealed meanwhile. Never past the process's
     /// file size limit: only an append's own need may go there (and meet `EFBIG`, or the
-    /// `SIGXFSZ` that stops a process which does not ignore it). Failures are left to the
-    /// writer, which meets them itself if it gets there, as an append error.
-    fn prepare(&self, map: &LogMap, upto: u64, populate: bool) {
+    /// `SIGXFSZ` that stops a process which does not ignore it). Returns `false` on a
+    /// failure, which is left to the writer: it meets it itself if it gets there, as an
+    /// append error.
+    fn prepare(&self, map: &LogMap, upto: u64, populate: bool) -> bool {
         let upto = upto.min(file_size_limit());
         let growth = self.written.growth.lock();
-        if growth.sealed || self.grow(&growth, map.len() as u64, upto).is_err() {
-            return;
+        if growth.sealed {
+            return true;
+        }
+        if self.grow(&growth, map.len() as u64, upto).is_err() {
+            return false;
         }
         let to = upto.min(self.written.allocated.load(Ordering::Acquire));
         let from = map.populated();
-        if populate && to > from {
-            let _ = map.populate(from as usize, (to - from) as usize);
-        }
+        !(populate && to > from) || map.populate(from as usize, (to - from) as usize).is_ok()
     }
 
     /// Makes the file at least `end` bytes long, its blocks reserved, and the map

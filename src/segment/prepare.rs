@@ -10,7 +10,8 @@
 //!
 //! The preparer only ever runs ahead: an append that outruns it (or finds no thread,
 //! when one could not be started) reserves and faults in what it needs itself, as it
-//! did before, and a failure there is the append's error. Jobs hold their segment only
+//! did before, and a failure there is the append's error. After a job of a segment
+//! fails, that segment's writer does all its growing itself. Jobs hold their segment only
 //! while queued or running; `seal` waits for a running one and stops later ones.
 
 use std::sync::atomic::Ordering;
@@ -27,15 +28,21 @@ pub(super) struct Job {
     pub(super) map: Arc<LogMap>,
     pub(super) upto: u64,
     pub(super) populate: bool,
+    /// Run without a failure.
+    pub(super) done: bool,
 }
 
 impl Drop for Job {
-    /// Done, or dropped unrun: the segment may queue its next job.
+    /// Done: the segment may queue its next job. A job that failed (a full disk, say) or
+    /// was never run leaves the segment's writer to grow its file itself from then on,
+    /// rather than queue a job on every append that could only fail again.
     fn drop(&mut self) {
-        self.segment
-            .written
-            .preparing
-            .store(false, Ordering::Release);
+        if self.done {
+            self.segment
+                .written
+                .preparing
+                .store(false, Ordering::Release);
+        }
     }
 }
 
@@ -48,8 +55,8 @@ pub(super) fn submit(job: Job) {
         std::thread::Builder::new()
             .name("partlog-prepare".into())
             .spawn(move || {
-                for job in rx {
-                    job.segment.prepare(&job.map, job.upto, job.populate);
+                for mut job in rx {
+                    job.done = job.segment.prepare(&job.map, job.upto, job.populate);
                 }
             })
             .ok()?;
@@ -83,7 +90,7 @@ mod tests {
         seg
     }
 
-    /// Waits until no job of `seg` is queued or running.
+    /// Waits until no job of `seg` is queued or running (and none failed).
     fn settle(seg: &Segment) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while seg.written.preparing.load(Ordering::Acquire) {
