@@ -431,9 +431,7 @@ impl Segment {
         } else {
             write_run_at(&self.file, run, start).at(&self.log_path)?;
         }
-        let job = self
-            .map_stores
-            .then(|| self.job_ahead(&map, start + len, stored));
+        let job = self.job_ahead(&map, start + len, stored);
         // Locks are taken indexes first, then the maps (as `recover` and `seal` do).
         drop(map);
         // Entries are gathered and written into the maps together, under one lock each:
@@ -469,7 +467,7 @@ impl Segment {
             self.count_index_room(&index, &time_index);
         }
         self.size.store(pos, Ordering::Release);
-        if let Some(job) = job.flatten() {
+        if let Some(job) = job {
             prepare::submit(job);
         }
         Ok(())
@@ -477,8 +475,12 @@ impl Segment {
 
     /// The preparer's next job for this segment, if `end` has come within half of
     /// `POPULATE_AHEAD` of the reserved file or (for appends `stored` through the map) of
-    /// the faulted-in map, and no job is queued already.
+    /// the faulted-in map, and no job is queued already. None where appends never
+    /// store through the map (nothing is reserved ahead there).
     fn job_ahead(self: &Arc<Segment>, map: &Arc<LogMap>, end: u64, stored: bool) -> Option<Job> {
+        if !self.map_stores {
+            return None;
+        }
         let map_len = map.len() as u64;
         let want = (end + POPULATE_AHEAD / 2).min(map_len).min(self.size_limit);
         let short = self.written.allocated.load(Ordering::Acquire) < want
