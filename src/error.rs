@@ -240,6 +240,15 @@ pub enum Error {
     /// The batch holding this record failed to append; every record in it gets this.
     #[error("the batch holding this record failed: {0}")]
     BatchFailed(std::sync::Arc<Error>),
+    /// Appending a batch panicked (in a user's [`Clock`](crate::Clock), say); its records
+    /// were not written, and the producer goes on with the batches after it.
+    #[error("appending to {partition} panicked: {message}")]
+    AppendPanicked {
+        /// The partition.
+        partition: String,
+        /// The panic's message, when it had one.
+        message: String,
+    },
     /// A consumer has no position for a partition and `auto_offset_reset` is `None`.
     #[error("no offset for {topic}-{partition} and auto_offset_reset is none")]
     NoOffset {

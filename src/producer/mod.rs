@@ -4,9 +4,11 @@ mod idempotence;
 mod partitioner;
 mod transactions;
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
@@ -159,6 +161,17 @@ impl BatchState {
         *self.result.lock() = Some(result);
         self.done.notify_all();
     }
+
+    /// Fails the batch unless it already has its result: a drain that unwound may have
+    /// completed some of its batches before the panic.
+    fn fail_if_pending(&self, e: &Arc<Error>) {
+        let mut result = self.result.lock();
+        if result.is_none() {
+            *result = Some(Err(e.clone()));
+            drop(result);
+            self.done.notify_all();
+        }
+    }
 }
 
 /// The pending result of a [`Producer::send`]; resolves once the record's batch is
@@ -185,7 +198,11 @@ impl SendHandle {
     /// Blocks until the batch is appended.
     ///
     /// # Errors
-    /// [`Error::BatchFailed`] wrapping why the batch's append failed.
+    /// [`Error::BatchFailed`] wrapping why the batch's append failed; a batch whose
+    /// append panicked on another thread (the sender thread, or one in
+    /// [`Producer::flush`]) fails with [`Error::AppendPanicked`], so no handle waits for
+    /// ever. A record that [`Producer::send_blocking`] appends on its own, on the
+    /// calling thread, passes a panic on to that thread instead, as any call does.
     pub fn wait(self) -> Result<RecordMetadata> {
         let batch = match &self.batch {
             Outcome::Batch(batch) => batch,
@@ -322,8 +339,31 @@ impl Drain {
     /// Room kept in each list between drains; a burst's larger room is given back.
     const KEEP: usize = 64;
 
-    /// Empties the lists (only a drain that unwound leaves anything in them: its batches
-    /// must not be appended again by the next one) and trims their room.
+    /// Fails every batch of a drain whose append panicked with `payload`, and empties
+    /// the lists, so that none of them is appended again by the next drain.
+    fn fail_unwound(&mut self, queue: &PartitionQueue, payload: &(dyn Any + Send)) {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|m| (*m).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let e = Arc::new(Error::AppendPanicked {
+            partition: queue.log.name().to_string(),
+            message,
+        });
+        queue.failed.lock().get_or_insert_with(|| e.clone());
+        for (_, state) in self.batches.drain(..) {
+            state.fail_if_pending(&e);
+        }
+        for state in self.states.drain(..) {
+            state.fail_if_pending(&e);
+        }
+        self.encoded.clear();
+        self.infos.clear();
+    }
+
+    /// Empties the lists (after a drain they are empty unless one unwound past
+    /// [`Drain::fail_unwound`]) and trims their room.
     fn reset(&mut self) {
         self.batches.clear();
         self.encoded.clear();
@@ -578,8 +618,16 @@ impl Sender {
                 std::mem::swap(&mut *pending, &mut drain.batches);
             }
             let bytes: usize = drain.batches.iter().map(|(b, _)| b.estimated_size()).sum();
-            append_ready(&self.codecs, queue, &mut drain, &self.buffers);
+            // A panic (in a user's clock, or a bug) must not leave the batches' handles
+            // waiting forever, their bytes counted as pending, or the sender thread dead
+            // with later batches behind it: it fails this drain's batches instead.
+            let appended = panic::catch_unwind(AssertUnwindSafe(|| {
+                append_ready(&self.codecs, queue, &mut drain, &self.buffers);
+            }));
             self.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            if let Err(payload) = appended {
+                drain.fail_unwound(queue, payload.as_ref());
+            }
         }
     }
 
@@ -1208,7 +1256,8 @@ impl Drop for ProducerInner {
         self.sender.state.lock().stop = true;
         self.sender.wake.notify_all();
         if let Some(t) = self.sender_thread.lock().take() {
-            // A panic in the sender thread already failed its batch's handles.
+            // Drains catch their panics (`Drain::fail_unwound`); any other would be a bug
+            // of the thread's loop, with no caller left to report it to.
             let _joined = t.join();
         }
     }
