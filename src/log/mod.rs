@@ -110,6 +110,15 @@ struct Writer {
 /// Room kept in the writer's lists between appends; a larger append's is given back.
 const ROOM_KEEP: usize = 64;
 
+/// Gives back the room of `v` past `ROOM_KEEP`. Checked here, so that the usual append
+/// (which grew nothing) does not call into `shrink_to`, a page of code of its own.
+#[inline(always)]
+fn trim_room<T>(v: &mut Vec<T>) {
+    if v.capacity() > ROOM_KEEP {
+        v.shrink_to(ROOM_KEEP);
+    }
+}
+
 /// A run's allocation, kept past the batches it borrowed (collected in place: the
 /// element types differ only in lifetime, so the allocation carries over). The caller
 /// empties `run` first; an element left would lose its bytes.
@@ -538,12 +547,12 @@ impl Log {
         let records: u64 = infos.iter().map(|i| i.records as u64).sum();
         w.unflushed_records += records;
         run.clear();
-        run.shrink_to(ROOM_KEEP);
+        trim_room(&mut run);
         w.run_room = keep_room(run);
         if let Some(s) = staged {
             let mut room = s.into_room();
             room.clear();
-            room.shrink_to(ROOM_KEEP);
+            trim_room(&mut room);
             w.staged_room = room;
         }
         Ok(self.sync_due(w).then_some(next))

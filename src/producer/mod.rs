@@ -23,7 +23,9 @@ pub use partitioner::{Partitioner, murmur2, partition_for_key};
 use crate::broker::{Broker, Topic, TopicCompression};
 use crate::error::{Error, Result};
 use crate::log::{AppendInfo, Log};
-use crate::record::{BATCH_HEADER_SIZE, BatchBuilder, Codecs, Compression, EncodedBatch, Header};
+use crate::record::{
+    BATCH_HEADER_SIZE, BatchBuilder, Codecs, Compression, EncodedBatch, Header, RecordHead,
+};
 
 /// Producer settings; `Default` gives Kafka's defaults where they apply.
 #[derive(Clone, Debug)]
@@ -899,24 +901,37 @@ impl Producer {
     #[inline(always)]
     fn send_with(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         self.check_open()?;
-        if let Some(txn) = &self.inner.txn {
-            let accepting = txn.accepting.read();
-            if !*accepting {
-                return Err(txn.not_accepting());
+        // Held through the send, so that a transaction does not end under it. One call
+        // of `send_unchecked` for both kinds of producer, so that it is inlined once.
+        let _accepting = match &self.inner.txn {
+            Some(txn) => {
+                let accepting = txn.accepting.read();
+                if !*accepting {
+                    return Err(txn.not_accepting());
+                }
+                Some(accepting)
             }
-            return self.send_unchecked(record, linger);
-        }
+            None => None,
+        };
         self.send_unchecked(record, linger)
     }
 
     /// `send_with` past the transactional check.
     #[inline(always)]
     fn send_unchecked(&self, record: ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
-        if let Some(topics) = self.hot_topic(record.topic) {
-            return self.send_to(topics, &record, linger);
+        match self.hot_topic(record.topic) {
+            Some(topics) => self.send_to(topics, &record, linger),
+            None => self.send_to_other(&record, linger),
         }
+    }
+
+    /// `send_unchecked` to a topic other than the one this thread sent to last: out of
+    /// line, so that the path of the usual case stays short (a record sent after a pause
+    /// pays for every page of code it runs through).
+    #[inline(never)]
+    fn send_to_other(&self, record: &ProducerRecord<'_>, linger: bool) -> Result<SendHandle> {
         let topics = self.topic(record.topic)?;
-        self.send_to(&topics, &record, linger)
+        self.send_to(&topics, record, linger)
     }
 
     #[inline(always)]
@@ -981,24 +996,60 @@ impl Producer {
         sticky: Option<(&Sticky, i32)>,
         linger: bool,
     ) -> Result<SendHandle> {
-        let batch_size = queue.batch_limit;
-        let mut open = queue.open.lock();
+        let open = queue.open.lock();
         let (key, value, headers) = (record.key, record.value, record.headers);
-        let mut head = open.builder.head(ts, key, value, headers);
+        let head = open.builder.head(ts, key, value, headers);
         if head.size + BATCH_HEADER_SIZE > max_bytes {
             let size = head.size + BATCH_HEADER_SIZE;
             return Err(record_too_large(record.topic, size, max_bytes, limit_name));
         }
-        if !linger
-            && open.builder.is_empty()
-            && queue.txn.is_none()
-            && let Some(drain) = queue.append.try_lock()
-            && queue.pending.lock().is_empty()
-        {
-            // Nothing of this partition waits to be appended and no drain runs: the
-            // record goes to the log on its own, now, on this thread.
-            return Ok(self.append_alone(queue, open, drain, record, ts, sticky));
+        if !linger {
+            if open.builder.is_empty()
+                && queue.txn.is_none()
+                && let Some(drain) = queue.append.try_lock()
+                && queue.pending.lock().is_empty()
+            {
+                // Nothing of this partition waits to be appended and no drain runs: the
+                // record goes to the log on its own, now, on this thread.
+                return Ok(self.append_alone(queue, open, drain, record, ts, sticky));
+            }
+            return self.enqueue_now(queue, open, head, record, ts, sticky);
         }
+        self.add_to_batch(queue, open, head, record, ts, sticky, true)
+    }
+
+    /// `enqueue` without linger where records of the partition wait: through the batch,
+    /// appended at once. Out of line, so that `send_blocking`'s usual path stays short.
+    #[inline(never)]
+    fn enqueue_now(
+        &self,
+        queue: &Arc<PartitionQueue>,
+        open: parking_lot::MutexGuard<'_, OpenBatch>,
+        head: RecordHead,
+        record: &ProducerRecord<'_>,
+        ts: i64,
+        sticky: Option<(&Sticky, i32)>,
+    ) -> Result<SendHandle> {
+        self.add_to_batch(queue, open, head, record, ts, sticky, false)
+    }
+
+    /// Adds the record (its `head` encoded against the open batch) to the partition's
+    /// open batch, handing batches off to be appended as they fill, or at once without
+    /// `linger`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn add_to_batch(
+        &self,
+        queue: &Arc<PartitionQueue>,
+        mut open: parking_lot::MutexGuard<'_, OpenBatch>,
+        mut head: RecordHead,
+        record: &ProducerRecord<'_>,
+        ts: i64,
+        sticky: Option<(&Sticky, i32)>,
+        linger: bool,
+    ) -> Result<SendHandle> {
+        let batch_size = queue.batch_limit;
+        let (key, value, headers) = (record.key, record.value, record.headers);
         let sender = &self.inner.sender;
         let mut handed_off = false;
         if !open.builder.is_empty() && open.builder.estimated_size() + head.size > batch_size {

@@ -83,11 +83,18 @@ impl Sticky {
 
     /// The partition for a keyless record, choosing one when there is none yet (or the
     /// one chosen is out of range).
+    #[inline]
     pub(crate) fn current(&self, partitions: i32) -> i32 {
         let cur = self.state.load(Ordering::Acquire);
         if (0..i64::from(partitions)).contains(&cur) {
             return cur as i32;
         }
+        self.choose(cur, partitions)
+    }
+
+    /// Chooses a partition for `current` when `cur` is none (or out of range).
+    #[inline(never)]
+    fn choose(&self, cur: i64, partitions: i32) -> i32 {
         let stale = i32::try_from(cur).unwrap_or(-1);
         let new = i64::from(self.pick(partitions, stale));
         match self

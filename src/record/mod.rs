@@ -13,6 +13,7 @@ pub(crate) mod layout;
 mod rewrite;
 mod varint;
 
+pub(crate) use builder::RecordHead;
 pub(crate) use rewrite::rebuild;
 
 pub use batch::{
