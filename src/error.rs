@@ -241,7 +241,9 @@ pub enum Error {
     #[error("the batch holding this record failed: {0}")]
     BatchFailed(std::sync::Arc<Error>),
     /// Appending a batch panicked (in a user's [`Clock`](crate::Clock), say); its records
-    /// were not written, and the producer goes on with the batches after it.
+    /// were not acknowledged, and the producer goes on with the batches after it. A
+    /// panic after the append had begun to write also poisoned the partition, so those
+    /// fail with [`Error::Poisoned`] until it is reopened.
     #[error("appending to {partition} panicked: {message}")]
     AppendPanicked {
         /// The partition.

@@ -1,7 +1,9 @@
 //! A panic while a batch is appended (here in a user's `Clock`, which the log reads for
 //! `LogAppendTime`) fails that batch's handles with `Error::AppendPanicked`: none waits
 //! forever, the producer's next `flush` reports it, and the batches after it are appended
-//! as usual, the sender thread included, with no gap in the idempotent sequence.
+//! as usual, the sender thread included, with no gap in the idempotent sequence. A panic
+//! once the append has begun to write (here during a roll) poisons the partition instead,
+//! until it is reopened.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -15,17 +17,22 @@ use partlog::{
     TimestampType, TopicConfig,
 };
 
-/// A clock that panics when read on the thread named `panic_on`.
+/// A clock that panics when read on the thread named `panic_on`, after `skip` more
+/// reads there.
 #[derive(Debug, Default)]
 struct PanickyClock {
     now: AtomicI64,
     panic_on: Mutex<Option<String>>,
+    skip: AtomicI64,
 }
 
 impl Clock for PanickyClock {
     fn now_ms(&self) -> i64 {
         let name = thread::current().name().map(str::to_string);
-        if name.is_some() && *self.panic_on.lock() == name {
+        if name.is_some()
+            && *self.panic_on.lock() == name
+            && self.skip.fetch_sub(1, Ordering::SeqCst) <= 0
+        {
             panic!("the clock broke");
         }
         self.now.fetch_add(1, Ordering::SeqCst)
@@ -79,10 +86,16 @@ fn assert_panicked(r: partlog::Result<RecordMetadata>) {
 fn log_values(broker: &Broker) -> Vec<(i64, Vec<u8>)> {
     let log = broker.partition("t", 0).unwrap();
     let mut out = Vec::new();
-    for b in log.read(0, 1 << 20).unwrap() {
-        for r in b.records(log.log().codecs()).unwrap() {
-            let r = r.unwrap();
-            out.push((r.offset, r.value.unwrap().to_vec()));
+    let mut next = 0;
+    while next < log.log_end_offset() {
+        // One read returns batches of one segment at most.
+        let batches = log.read(next, 1 << 20).unwrap();
+        next = batches.last().unwrap().next_offset();
+        for b in batches {
+            for r in b.records(log.log().codecs()).unwrap() {
+                let r = r.unwrap();
+                out.push((r.offset, r.value.unwrap().to_vec()));
+            }
         }
     }
     out
@@ -147,4 +160,59 @@ fn a_panic_in_a_flush_fails_the_batch_and_reaches_the_flush() {
     producer.flush().unwrap();
     assert_eq!(wait(third).unwrap().offset, 0);
     assert_eq!(log_values(&broker), vec![(0, b"c".to_vec())]);
+}
+
+#[test]
+fn a_panic_while_writing_poisons_the_partition_until_it_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(PanickyClock::default());
+    let open = || {
+        Broker::open(
+            dir.path(),
+            BrokerConfig {
+                clock: clock.clone(),
+                ..BrokerConfig::default()
+            },
+        )
+        .unwrap()
+    };
+    let broker = open();
+    // Room for one batch per segment: the second append rolls.
+    let config = TopicConfig {
+        segment_bytes: 100,
+        ..TopicConfig::default()
+    };
+    broker.create_topic("t", 1, config).unwrap();
+    let producer = broker.producer(ProducerConfig::default());
+    assert_eq!(producer.send_blocking(record(b"a")).unwrap().offset, 0);
+    // The second append reads the clock once for its producer state (before writing),
+    // then again in the roll, after sealing the first segment: that read panics.
+    clock.skip.store(1, Ordering::SeqCst);
+    *clock.panic_on.lock() = thread::current().name().map(str::to_string);
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        producer.send_blocking(record(b"b"))
+    }));
+    assert!(unwound.is_err(), "the append should have panicked");
+    *clock.panic_on.lock() = None;
+    match producer.send_blocking(record(b"c")) {
+        Err(Error::BatchFailed(e)) => match &*e {
+            Error::Poisoned { partition, cause } => {
+                assert_eq!(partition, "t-0");
+                assert_eq!(cause, "an append panicked while writing");
+            }
+            other => panic!("expected Poisoned, got {other:?}"),
+        },
+        other => panic!("expected the partition to be poisoned, got {other:?}"),
+    }
+    drop(producer);
+    drop(broker);
+    // Reopened, the partition holds what was written before the panic and takes appends.
+    let broker = open();
+    assert_eq!(log_values(&broker), vec![(0, b"a".to_vec())]);
+    let producer = broker.producer(ProducerConfig::default());
+    assert_eq!(producer.send_blocking(record(b"d")).unwrap().offset, 1);
+    assert_eq!(
+        log_values(&broker),
+        vec![(0, b"a".to_vec()), (1, b"d".to_vec())]
+    );
 }

@@ -119,6 +119,24 @@ fn trim_room<T>(v: &mut Vec<T>) {
     }
 }
 
+/// Poisons its log if dropped by a panic: an append that unwinds once it has begun to
+/// write (a user's clock that panics during a roll, or a bug) may leave the segment files
+/// and the writer's state apart, so the log takes no more writes until it is reopened and
+/// recovery has checked the tail. A panic before that point writes nothing and poisons
+/// nothing.
+struct PoisonOnUnwind<'a>(&'a Log);
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self
+                .0
+                .poisoned
+                .set("an append panicked while writing".to_string());
+        }
+    }
+}
+
 /// A run's allocation, kept past the batches it borrowed (collected in place: the
 /// element types differ only in lifetime, so the allocation carries over). The caller
 /// empties `run` first; an element left would lose its bytes.
@@ -324,7 +342,8 @@ impl Log {
         &self.recovery
     }
 
-    /// Why the log takes no more writes, if an earlier write or fsync failed.
+    /// Why the log takes no more writes, if an earlier write or fsync failed (or an
+    /// append panicked after it had begun to write).
     pub fn poisoned(&self) -> Option<String> {
         self.poisoned.get().cloned()
     }
@@ -491,6 +510,8 @@ impl Log {
             (Some(_), Some(t)) => t,
             (Some(_), None) => self.clock.now_ms(),
         };
+        // From here on the segment and the writer's state change together.
+        let _unwind = PoisonOnUnwind(self);
         for (i, (batch, info)) in batches.iter().zip(infos.iter()).enumerate() {
             if staged.as_ref().is_some_and(|s| s.duplicate(i).is_some()) {
                 continue;
