@@ -127,12 +127,11 @@ fn trim_room<T>(v: &mut Vec<T>) {
 struct PoisonOnUnwind<'a>(&'a Log);
 
 impl Drop for PoisonOnUnwind<'_> {
+    #[inline]
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = self
-                .0
-                .poisoned
-                .set("an append panicked while writing".to_string());
+            self.0
+                .poison_with("an append panicked while writing".to_string());
         }
     }
 }
@@ -369,8 +368,13 @@ impl Log {
     /// Records a write or fsync failure: the log refuses writes until reopened, because
     /// a failed fsync may have dropped dirty pages that a retry would report as written.
     fn poison(&self, err: &Error) {
+        self.poison_with(err.to_string());
+    }
+
+    /// Records `cause` as why the log refuses writes, unless an earlier failure did.
+    fn poison_with(&self, cause: String) {
         // The first failure is the cause; later ones follow from it.
-        let _ = self.poisoned.set(err.to_string());
+        let _ = self.poisoned.set(cause);
     }
 
     /// Appends a batch: assigns its offsets from the log end offset, stamps the leader
