@@ -3,32 +3,41 @@
 //! condition-variable wake-up between two threads and of a bare spin on an atomic, all in
 //! the same run.
 //!
+//! Parked consumers and the condition-variable floor run in one run, their messages
+//! alternating on one writer thread, so that the host's hiccups fall on both alike.
+//! Both floors queue their messages, as the log does, so that a reader that wakes late
+//! times every message it missed instead of dropping the slowest samples.
+//!
 //! Where the OS runs a woken thread decides what a wake-up costs, so the parking rows
 //! run twice: as the OS places the threads, and pinned to two different CPUs. Left to
 //! itself, Linux often runs the woken reader on the CPU of the writer, which is about
 //! to sleep: a hand-over on one CPU (a few µs). On two CPUs, the idle one must be woken
 //! by an interrupt, which on a virtual machine goes through the hypervisor (tens of µs);
 //! that is what a reader pays whose writer's CPU stays busy. Busy-spinning readers keep
-//! their CPU, so their rows need no second placement. Prints p50, p99 and p99.9 in microseconds (hdrhistogram) for each of
-//! five interleaved rounds, then the median of each over the rounds and the target
-//! ratios. Last, `send_blocking` alone (no consumer) in nanoseconds: after a pause as in
-//! the rows above, and right after another `send_blocking`, which shows what a sending
-//! thread that has just slept pays for its cold caches; with the page faults each round's
-//! calls took (`getrusage`), which the segment's preparer keeps off the sending thread.
+//! their CPU, so their rows need no second placement.
 //!
-//! `cargo bench --bench latency` (about 8 minutes); `cargo bench --bench latency -- TEXT...`
-//! runs only the rows whose name contains one of the TEXTs (`busy-spin`, `2 CPUs`, `alone`).
+//! Prints p50, p99 and p99.9 in microseconds (hdrhistogram) for each of five interleaved
+//! rounds, then the median of each over the rounds and the target ratios. Last,
+//! `send_blocking` alone (no consumer) in nanoseconds: after a pause as in the rows
+//! above, and right after another `send_blocking`, which shows what a sending thread
+//! that has just slept pays for its cold caches; with the page faults each round's calls
+//! took (`getrusage`), which the segment's preparer keeps off the sending thread.
+//!
+//! `cargo bench --bench latency` (about 4 minutes); `cargo bench --bench latency -- TEXT...`
+//! runs the runs that have a row whose name contains one of the TEXTs (`busy-spin`,
+//! `2 CPUs`, `alone`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use parking_lot::{Condvar, Mutex};
 use partlog::{
-    Broker, BrokerConfig, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, TopicConfig,
-    WaitStrategy,
+    Broker, BrokerConfig, Consumer, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord,
+    TopicConfig, WaitStrategy,
 };
 
 const SAMPLES: usize = 20_000;
@@ -115,20 +124,14 @@ fn pin_to(cpu: usize) {
     );
 }
 
-fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u64> {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
-    broker
-        .create_topic("lat", 1, TopicConfig::default())
-        .unwrap();
-    let mut consumer = broker.consumer(ConsumerConfig {
-        auto_offset_reset: OffsetReset::Earliest,
-        wait_strategy: strategy,
-        ..ConsumerConfig::default()
-    });
-    consumer.subscribe(&["lat"]).unwrap();
-    let base = Instant::now();
-    let reader = thread::spawn(move || {
+/// The partlog consumer's reader thread: polls until `SAMPLES + WARMUP` records have
+/// come and times each from the stamp it carries.
+fn partlog_reader(
+    mut consumer: Consumer,
+    base: Instant,
+    placement: Placement,
+) -> thread::JoinHandle<Histogram<u64>> {
+    thread::spawn(move || {
         placement.pin(true);
         let mut h = Histogram::<u64>::new(3).unwrap();
         let mut n = 0;
@@ -143,7 +146,23 @@ fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u6
             }
         }
         h
+    })
+}
+
+fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+    broker
+        .create_topic("lat", 1, TopicConfig::default())
+        .unwrap();
+    let mut consumer = broker.consumer(ConsumerConfig {
+        auto_offset_reset: OffsetReset::Earliest,
+        wait_strategy: strategy,
+        ..ConsumerConfig::default()
     });
+    consumer.subscribe(&["lat"]).unwrap();
+    let base = Instant::now();
+    let reader = partlog_reader(consumer, base, placement);
     let producer = broker.producer(ProducerConfig::default());
     // The writer runs on a thread of its own, so that pinning it leaves the main
     // thread's placement alone.
@@ -218,21 +237,33 @@ fn send_blocking_alone(back_to_back: bool) -> (Histogram<u64>, Option<u64>) {
     (h, faults)
 }
 
-/// The floor: one thread sets a value under a mutex and notifies; the other waits on the
-/// condition variable and timestamps the wake-up.
-fn condvar_floor(placement: Placement) -> Histogram<u64> {
-    let pair = Arc::new((Mutex::new(None::<u64>), Condvar::new()));
-    let done = Arc::new(AtomicBool::new(false));
-    let base = Instant::now();
-    let (p2, d2) = (pair.clone(), done.clone());
-    let reader = thread::spawn(move || {
+/// What the condition-variable floor's writer hands its reader under the mutex.
+#[derive(Default)]
+struct FloorSlot {
+    /// The send times of the messages not yet taken, oldest first. A queue, as the log
+    /// is: a reader that wakes late times every message it missed, where a single slot
+    /// would let a later message replace the late one and drop the slowest samples.
+    sent: VecDeque<u64>,
+    /// The writer has sent its last message.
+    done: bool,
+}
+
+/// The condition-variable floor's reader: takes each value queued under the mutex,
+/// waiting on the condition variable in between, and times its wake-ups until the
+/// writer is done.
+fn condvar_reader(
+    pair: Arc<(Mutex<FloorSlot>, Condvar)>,
+    base: Instant,
+    placement: Placement,
+) -> thread::JoinHandle<Histogram<u64>> {
+    thread::spawn(move || {
         placement.pin(true);
         let mut h = Histogram::<u64>::new(3).unwrap();
         let mut n = 0;
-        let (m, cv) = &*p2;
+        let (m, cv) = &*pair;
         let mut slot = m.lock();
-        while n < SAMPLES + WARMUP && !d2.load(Ordering::Relaxed) {
-            match slot.take() {
+        loop {
+            match slot.sent.pop_front() {
                 Some(sent) => {
                     let now = base.elapsed().as_nanos() as u64;
                     if n >= WARMUP {
@@ -240,63 +271,105 @@ fn condvar_floor(placement: Placement) -> Histogram<u64> {
                     }
                     n += 1;
                 }
+                None if slot.done => return h,
                 None => cv.wait(&mut slot),
             }
         }
-        h
+    })
+}
+
+/// Parked partlog consumers and the floor in one run, their messages alternating: one
+/// writer thread sends a record, pauses, sets the floor's value under a mutex and
+/// notifies its condition variable, pauses, and so on; a partlog consumer with
+/// `strategy` and the floor's reader each time their wake-ups. Every hiccup of the
+/// host then falls on both alike, where rows run one after the other can meet
+/// different weather. Returns `[partlog, floor]`.
+fn parked_beside_floor(strategy: WaitStrategy, placement: Placement) -> Vec<Histogram<u64>> {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
+    broker
+        .create_topic("lat", 1, TopicConfig::default())
+        .unwrap();
+    let mut consumer = broker.consumer(ConsumerConfig {
+        auto_offset_reset: OffsetReset::Earliest,
+        wait_strategy: strategy,
+        ..ConsumerConfig::default()
     });
+    consumer.subscribe(&["lat"]).unwrap();
+    let base = Instant::now();
+    let reader = partlog_reader(consumer, base, placement);
+    let pair = Arc::new((Mutex::new(FloorSlot::default()), Condvar::new()));
+    let floor = condvar_reader(pair.clone(), base, placement);
+    let producer = broker.producer(ProducerConfig::default());
     thread::scope(|s| {
         s.spawn(|| {
             placement.pin(false);
+            let (m, cv) = &*pair;
             for _ in 0..SAMPLES + WARMUP {
-                let (m, cv) = &*pair;
-                *m.lock() = Some(base.elapsed().as_nanos() as u64);
+                let v = stamp(base);
+                producer
+                    .send_blocking(ProducerRecord::new("lat", &v))
+                    .unwrap();
+                pause(GAP);
+                m.lock().sent.push_back(base.elapsed().as_nanos() as u64);
                 cv.notify_one();
                 pause(GAP);
             }
+            m.lock().done = true;
+            cv.notify_one();
         });
     });
-    done.store(true, Ordering::Relaxed);
-    pair.1.notify_one();
-    reader.join().unwrap()
+    let hs = vec![reader.join().unwrap(), floor.join().unwrap()];
+    drop(producer);
+    broker.close().unwrap();
+    hs
 }
 
-/// The floor for busy-spinning readers: one thread stores a timestamp in an atomic; the
-/// other spins on it and timestamps the change. What is left is the machine's own noise
-/// (interrupts, the hypervisor) and the cache-line transfer.
+/// The floor for busy-spinning readers: one thread stores each message's timestamp in
+/// its own slot and then bumps a counter; the other spins on the counter and times every
+/// slot it has not seen. What is left is the machine's own noise (interrupts, the
+/// hypervisor) and the cache-line transfer. Slots rather than one atomic, so that a
+/// reader that stalls still times each message it missed.
 fn spin_floor() -> Histogram<u64> {
-    let slot = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
+    let stamps: Arc<Vec<AtomicU64>> =
+        Arc::new((0..SAMPLES + WARMUP).map(|_| AtomicU64::new(0)).collect());
+    let sent = Arc::new(AtomicUsize::new(0));
     let base = Instant::now();
-    let (s2, d2) = (slot.clone(), done.clone());
+    let (st2, se2) = (stamps.clone(), sent.clone());
     let reader = thread::spawn(move || {
         let mut h = Histogram::<u64>::new(3).unwrap();
-        let (mut n, mut last) = (0, 0);
-        while n < SAMPLES + WARMUP && !d2.load(Ordering::Relaxed) {
-            let sent = s2.load(Ordering::Acquire);
-            if sent == last {
+        let mut n = 0;
+        while n < SAMPLES + WARMUP {
+            let upto = se2.load(Ordering::Acquire);
+            if upto == n {
                 std::hint::spin_loop();
                 continue;
             }
-            last = sent;
             let now = base.elapsed().as_nanos() as u64;
-            if n >= WARMUP {
-                h.record((now - sent) / 1000).unwrap();
+            for slot in &st2[n..upto] {
+                if n >= WARMUP {
+                    h.record((now - slot.load(Ordering::Relaxed)) / 1000)
+                        .unwrap();
+                }
+                n += 1;
             }
-            n += 1;
         }
         h
     });
-    for _ in 0..SAMPLES + WARMUP {
-        slot.store(base.elapsed().as_nanos() as u64, Ordering::Release);
+    for (i, slot) in stamps.iter().enumerate() {
+        slot.store(base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        sent.store(i + 1, Ordering::Release);
         pause(GAP);
     }
-    done.store(true, Ordering::Relaxed);
     reader.join().unwrap()
 }
 
-/// One measured row: a run that returns its latency histogram.
-type Run = Box<dyn Fn() -> Histogram<u64>>;
+/// One measured run: the names of its rows and what returns their latency histograms,
+/// in the same order.
+type Run = (
+    &'static [&'static str],
+    Box<dyn Fn() -> Vec<Histogram<u64>>>,
+);
 
 /// A row of `send_blocking` alone: its histogram and the page faults it took.
 type Alone = Box<dyn Fn() -> (Histogram<u64>, Option<u64>)>;
@@ -304,37 +377,32 @@ type Alone = Box<dyn Fn() -> (Histogram<u64>, Option<u64>)>;
 fn main() {
     // Criterion passes flags such as `--bench`; this harness takes none.
     let spin_then_park = WaitStrategy::SpinThenPark { spins: 100_000 };
-    let mut rows: Vec<(&str, Run)> = vec![
-        ("condvar floor", Box::new(|| condvar_floor(Placement::Os))),
-        ("spin floor", Box::new(spin_floor)),
+    let mut runs: Vec<Run> = vec![
         (
-            "partlog park",
-            Box::new(|| partlog_latency(WaitStrategy::Park, Placement::Os)),
+            &["partlog park", "condvar floor"],
+            Box::new(|| parked_beside_floor(WaitStrategy::Park, Placement::Os)),
+        ),
+        (&["spin floor"], Box::new(|| vec![spin_floor()])),
+        (
+            &["partlog spin-then-park"],
+            Box::new(move || vec![partlog_latency(spin_then_park, Placement::Os)]),
         ),
         (
-            "partlog spin-then-park",
-            Box::new(move || partlog_latency(spin_then_park, Placement::Os)),
-        ),
-        (
-            "partlog busy-spin",
-            Box::new(|| partlog_latency(WaitStrategy::BusySpin, Placement::Os)),
+            &["partlog busy-spin"],
+            Box::new(|| vec![partlog_latency(WaitStrategy::BusySpin, Placement::Os)]),
         ),
     ];
     let two_cpus = two_cpus();
     if let Some(cpus) = two_cpus {
         let pinned = Placement::TwoCpus(cpus);
-        rows.extend::<[(&str, Run); 3]>([
+        runs.extend::<[Run; 2]>([
             (
-                "condvar floor, 2 CPUs",
-                Box::new(move || condvar_floor(pinned)),
+                &["park, 2 CPUs", "condvar floor, 2 CPUs"],
+                Box::new(move || parked_beside_floor(WaitStrategy::Park, pinned)),
             ),
             (
-                "park, 2 CPUs",
-                Box::new(move || partlog_latency(WaitStrategy::Park, pinned)),
-            ),
-            (
-                "spin-then-park, 2 CPUs",
-                Box::new(move || partlog_latency(spin_then_park, pinned)),
+                &["spin-then-park, 2 CPUs"],
+                Box::new(move || vec![partlog_latency(spin_then_park, pinned)]),
             ),
         ]);
     }
@@ -354,31 +422,40 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let keep = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
-    rows.retain(|(name, _)| keep(name));
+    runs.retain(|(names, _)| names.iter().any(|name| keep(name)));
     alone.retain(|(name, _)| keep(name));
+    let rows: Vec<&str> = runs
+        .iter()
+        .flat_map(|(names, _)| names.iter().copied())
+        .collect();
     println!("end-to-end latency, {SAMPLES} messages each, {GAP:?} apart (µs)");
     println!(
-        "{:<24} {:>8} {:>8} {:>8}   (round; ms of CPU time the host stole during the row)",
+        "{:<24} {:>8} {:>8} {:>8}   (round; ms of CPU time the host stole during the run)",
         "", "p50", "p99", "p99.9"
     );
-    // Rounds, interleaved, so drift hits every row alike; each round prints, then the
-    // median of each percentile over the rounds.
+    // Rounds, interleaved, so drift hits every run alike; each round prints, then the
+    // median of each percentile over the rounds. A run of two rows interleaves their
+    // messages as well.
     let mut results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); rows.len()];
     let mut alone_results: Vec<Vec<[u64; 3]>> = vec![Vec::new(); alone.len()];
     let mut alone_faults: Vec<Vec<u64>> = vec![Vec::new(); alone.len()];
     for round in 1..=ROUNDS {
-        for ((name, run), out) in rows.iter().zip(&mut results) {
+        let mut row = 0;
+        for (names, run) in &runs {
             let before = steal_ms();
-            let h = run();
+            let hs = run();
             let stolen = before
                 .zip(steal_ms())
                 .map_or("?".to_string(), |(a, b)| (b - a).to_string());
-            let q = [0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q));
-            println!(
-                "{:<24} {:>8} {:>8} {:>8}   (round {round}; steal {stolen} ms)",
-                name, q[0], q[1], q[2]
-            );
-            out.push(q);
+            for (name, h) in names.iter().zip(hs) {
+                let q = [0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q));
+                println!(
+                    "{:<24} {:>8} {:>8} {:>8}   (round {round}; steal {stolen} ms)",
+                    name, q[0], q[1], q[2]
+                );
+                results[row].push(q);
+                row += 1;
+            }
         }
         for (((_, run), out), faults) in alone.iter().zip(&mut alone_results).zip(&mut alone_faults)
         {
@@ -401,12 +478,12 @@ fn main() {
             .collect()
     };
     let medians = median(&results);
-    for ((name, _), m) in rows.iter().zip(&medians) {
+    for (name, m) in rows.iter().zip(&medians) {
         println!("{:<24} {:>8} {:>8} {:>8}", name, m[0], m[1], m[2]);
     }
     // The verdicts, for the rows this run kept.
     let p99 = |name: &str| {
-        let i = rows.iter().position(|(n, _)| *n == name)?;
+        let i = rows.iter().position(|n| *n == name)?;
         Some(medians[i][1] as f64)
     };
     if let (Some(park), Some(floor)) = (p99("partlog park"), p99("condvar floor")) {
