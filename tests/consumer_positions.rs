@@ -14,7 +14,9 @@
 //! - on a LogAppendTime topic the stored timestamp is the append time, the same in the
 //!   send's metadata and in the record read back;
 //! - two consumers reading the same uncompressed record get values that point into the
-//!   same memory (the segment's map), not copies.
+//!   same memory (the segment's map), not copies;
+//! - a poll that meets an error on one partition after taking records of another returns
+//!   those records, and the next poll returns the error.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
@@ -728,4 +730,41 @@ fn a_subscription_keeps_reading_after_one_of_its_topics_is_deleted() {
     assert_eq!(offsets(&records), vec![1]);
     assert_eq!(&*records[0].topic, "stays");
     assert_eq!(c.assignment(), vec![TopicPartition::new("stays", 0)]);
+}
+
+/// A poll that has taken records of one partition and then meets an error on another
+/// returns the records it took, and the error comes with the next poll, as Kafka's
+/// consumer returns the records it collected and raises the error on the next poll. The
+/// taken records' position has moved past them, so dropping them with the error would
+/// lose them for good.
+#[test]
+fn an_error_on_one_partition_does_not_lose_records_taken_from_another() {
+    let (_dir, broker) = open();
+    broker.create_topic("t", 2, TopicConfig::default()).unwrap();
+    produce_batch(&broker, "t", 0, 0, 3);
+    produce_batch(&broker, "t", 1, 0, 2);
+    let (p0, p1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+    let mut c = consumer(&broker, OffsetReset::None);
+    c.assign(&[p0.clone(), p1.clone()]).unwrap();
+    c.seek(&p0, 0).unwrap();
+    // Partition 1 has no position and no reset rule: reading it is an error.
+    let first = c
+        .poll(Duration::ZERO)
+        .expect("the records taken from partition 0");
+    assert_eq!(values(&first), vec!["v0", "v1", "v2"]);
+    assert!(first.iter().all(|r| r.partition == 0));
+    assert_eq!(c.position(&p0).unwrap(), 3);
+    let err = c.poll(Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(&err, partlog::Error::NoOffset { topic, partition: 1 } if topic == "t"),
+        "{err:?}"
+    );
+    c.seek(&p1, 0).unwrap();
+    let rest = poll_n(&mut c, 2);
+    assert_eq!(
+        rest.iter()
+            .map(|r| (r.partition, r.offset))
+            .collect::<Vec<_>>(),
+        vec![(1, 0), (1, 1)]
+    );
 }

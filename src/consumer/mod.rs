@@ -366,7 +366,9 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::NoOffset`] or [`Error::OffsetOutOfRange`] when `auto_offset_reset` is
-    /// `None`; a corrupt batch or I/O error naming its file.
+    /// `None`; a corrupt batch or I/O error naming its file. A poll that has taken records
+    /// of other partitions before one of these returns those records instead, and the
+    /// next poll meets the error (records are never dropped with an error).
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         if self.membership.is_some() {
             return self.group_poll(timeout);
@@ -415,6 +417,15 @@ impl Consumer {
         })
     }
 
+    /// Takes up to `max_poll_records` records from the unpaused partitions in turn.
+    ///
+    /// A partition's error ends the poll. When records of other partitions were taken
+    /// already, they are returned and the error is left for the next poll, as Kafka's
+    /// consumer returns the records it has collected and raises the error on the next
+    /// poll: their positions have moved past them, so failing the poll would lose them.
+    /// The failing partition's state stays where the error found it, so the next poll
+    /// that reads it meets the error again (a partition without a position, a corrupt
+    /// batch); one that has gone meanwhile (a passing I/O error) cost no record.
     fn take_available(&mut self) -> Result<Vec<ConsumerRecord>> {
         let mut out = Vec::new();
         let n = self.assigned.len();
@@ -426,23 +437,35 @@ impl Consumer {
             if self.assigned[idx].paused {
                 continue;
             }
-            self.ensure_position(idx)?;
-            self.fill(idx)?;
-            let a = &mut self.assigned[idx];
-            let want = self.config.max_poll_records - out.len();
-            let take = want.min(a.buffer.len());
-            out.extend(a.buffer.drain(..take));
-            if let Some(last) = out.last().filter(|_| take > 0) {
-                a.position = Some(last.offset + 1);
-            }
-            if a.buffer.is_empty() {
-                a.position = Some(a.fetch.max(a.position.unwrap_or(a.fetch)));
+            if let Err(e) = self.take_from(idx, &mut out) {
+                if out.is_empty() {
+                    return Err(e);
+                }
+                break;
             }
         }
         if n > 0 {
             self.next = (self.next + 1) % n;
         }
         Ok(out)
+    }
+
+    /// Moves the records of assigned partition `idx` that `out` has room for (up to
+    /// `max_poll_records`) into `out`, reading more first if none are buffered.
+    fn take_from(&mut self, idx: usize, out: &mut Vec<ConsumerRecord>) -> Result<()> {
+        self.ensure_position(idx)?;
+        self.fill(idx)?;
+        let a = &mut self.assigned[idx];
+        let want = self.config.max_poll_records - out.len();
+        let take = want.min(a.buffer.len());
+        out.extend(a.buffer.drain(..take));
+        if let Some(last) = out.last().filter(|_| take > 0) {
+            a.position = Some(last.offset + 1);
+        }
+        if a.buffer.is_empty() {
+            a.position = Some(a.fetch.max(a.position.unwrap_or(a.fetch)));
+        }
+        Ok(())
     }
 
     /// Sets a position from `auto_offset_reset` when there is none or it left the log.
