@@ -149,7 +149,9 @@ fn partlog_reader(
     })
 }
 
-fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u64> {
+/// A broker in a fresh directory with one topic, `lat`, of one partition, and a consumer
+/// of it from the beginning that waits by `strategy`.
+fn lat_topic(strategy: WaitStrategy) -> (tempfile::TempDir, Broker, Consumer) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
     broker
@@ -161,6 +163,11 @@ fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u6
         ..ConsumerConfig::default()
     });
     consumer.subscribe(&["lat"]).unwrap();
+    (dir, broker, consumer)
+}
+
+fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u64> {
+    let (_dir, broker, consumer) = lat_topic(strategy);
     let base = Instant::now();
     let reader = partlog_reader(consumer, base, placement);
     let producer = broker.producer(ProducerConfig::default());
@@ -285,17 +292,7 @@ fn condvar_reader(
 /// host then falls on both alike, where rows run one after the other can meet
 /// different weather. Returns `[partlog, floor]`.
 fn parked_beside_floor(strategy: WaitStrategy, placement: Placement) -> Vec<Histogram<u64>> {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::open(dir.path(), BrokerConfig::default()).unwrap();
-    broker
-        .create_topic("lat", 1, TopicConfig::default())
-        .unwrap();
-    let mut consumer = broker.consumer(ConsumerConfig {
-        auto_offset_reset: OffsetReset::Earliest,
-        wait_strategy: strategy,
-        ..ConsumerConfig::default()
-    });
-    consumer.subscribe(&["lat"]).unwrap();
+    let (_dir, broker, consumer) = lat_topic(strategy);
     let base = Instant::now();
     let reader = partlog_reader(consumer, base, placement);
     let pair = Arc::new((Mutex::new(FloorSlot::default()), Condvar::new()));
