@@ -4,9 +4,11 @@
 //! the same run.
 //!
 //! Parked consumers and the condition-variable floor run in one run, their messages
-//! alternating on one writer thread, so that the host's hiccups fall on both alike.
-//! Both floors queue their messages, as the log does, so that a reader that wakes late
-//! times every message it missed instead of dropping the slowest samples.
+//! alternating on one writer thread, so that the host's hiccups fall on both alike; so
+//! do the spin floor and a partlog consumer polled (`poll` with no timeout) in the same
+//! spinning loop of one reader thread, beside the row of the busy-spin wait strategy
+//! itself. Both floors queue their messages, as the log does, so that a reader that
+//! wakes late times every message it missed instead of dropping the slowest samples.
 //!
 //! Where the OS runs a woken thread decides what a wake-up costs, so the parking rows
 //! run twice: as the OS places the threads, and pinned to two different CPUs. Left to
@@ -322,43 +324,66 @@ fn parked_beside_floor(strategy: WaitStrategy, placement: Placement) -> Vec<Hist
     hs
 }
 
-/// The floor for busy-spinning readers: one thread stores each message's timestamp in
-/// its own slot and then bumps a counter; the other spins on the counter and times every
-/// slot it has not seen. What is left is the machine's own noise (interrupts, the
-/// hypervisor) and the cache-line transfer. Slots rather than one atomic, so that a
-/// reader that stalls still times each message it missed.
-fn spin_floor() -> Histogram<u64> {
+/// The floor for busy-spinning readers beside a partlog consumer polled in the same
+/// spinning loop. One writer thread sends a record, pauses, stores the floor's next
+/// timestamp in a slot of its own and bumps a counter, pauses, and so on; one reader
+/// thread spins, in turn checking the floor's counter and calling `poll` with no timeout,
+/// and times what each brings. The floor is what is left of a bare spin on an atomic:
+/// the machine's own noise (interrupts, the hypervisor) and the cache-line transfer.
+/// Slots rather than one atomic, so that a reader that stalls still times each message it
+/// missed. Both share one reader and one writer, so the host's hiccups fall on both
+/// alike (two spinning readers and a writer would not fit this machine's two CPUs).
+/// Returns `[partlog, floor]`.
+fn polled_beside_spin_floor() -> Vec<Histogram<u64>> {
+    let (_dir, broker, mut consumer) = lat_topic(WaitStrategy::BusySpin);
     let stamps: Arc<Vec<AtomicU64>> =
         Arc::new((0..SAMPLES + WARMUP).map(|_| AtomicU64::new(0)).collect());
     let sent = Arc::new(AtomicUsize::new(0));
     let base = Instant::now();
     let (st2, se2) = (stamps.clone(), sent.clone());
     let reader = thread::spawn(move || {
-        let mut h = Histogram::<u64>::new(3).unwrap();
-        let mut n = 0;
-        while n < SAMPLES + WARMUP {
+        let mut hs = vec![Histogram::<u64>::new(3).unwrap(); 2];
+        let (mut records, mut n) = (0, 0);
+        while records < SAMPLES + WARMUP || n < SAMPLES + WARMUP {
             let upto = se2.load(Ordering::Acquire);
-            if upto == n {
-                std::hint::spin_loop();
-                continue;
-            }
-            let now = base.elapsed().as_nanos() as u64;
-            for slot in &st2[n..upto] {
-                if n >= WARMUP {
-                    h.record((now - slot.load(Ordering::Relaxed)) / 1000)
-                        .unwrap();
+            if upto > n {
+                let now = base.elapsed().as_nanos() as u64;
+                for slot in &st2[n..upto] {
+                    if n >= WARMUP {
+                        hs[1]
+                            .record((now - slot.load(Ordering::Relaxed)) / 1000)
+                            .unwrap();
+                    }
+                    n += 1;
                 }
-                n += 1;
             }
+            for r in consumer.poll(Duration::ZERO).unwrap() {
+                let sent = u64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
+                let now = base.elapsed().as_nanos() as u64;
+                if records >= WARMUP {
+                    hs[0].record((now - sent) / 1000).unwrap();
+                }
+                records += 1;
+            }
+            std::hint::spin_loop();
         }
-        h
+        hs
     });
+    let producer = broker.producer(ProducerConfig::default());
     for (i, slot) in stamps.iter().enumerate() {
+        let v = stamp(base);
+        producer
+            .send_blocking(ProducerRecord::new("lat", &v))
+            .unwrap();
+        pause(GAP);
         slot.store(base.elapsed().as_nanos() as u64, Ordering::Relaxed);
         sent.store(i + 1, Ordering::Release);
         pause(GAP);
     }
-    reader.join().unwrap()
+    let hs = reader.join().unwrap();
+    drop(producer);
+    broker.close().unwrap();
+    hs
 }
 
 /// One measured run: the names of its rows and what returns their latency histograms,
@@ -379,7 +404,10 @@ fn main() {
             &["partlog park", "condvar floor"],
             Box::new(|| parked_beside_floor(WaitStrategy::Park, Placement::Os)),
         ),
-        (&["spin floor"], Box::new(|| vec![spin_floor()])),
+        (
+            &["partlog polled, spinning", "spin floor"],
+            Box::new(polled_beside_spin_floor),
+        ),
         (
             &["partlog spin-then-park"],
             Box::new(move || vec![partlog_latency(spin_then_park, Placement::Os)]),
@@ -489,8 +517,11 @@ fn main() {
             park / floor.max(1.0)
         );
     }
-    if let (Some(spin), Some(floor)) = (p99("partlog busy-spin"), p99("spin floor")) {
-        println!("busy-spin p99 {spin} µs (target < 5), spin floor p99 {floor} µs");
+    if let Some(spin) = p99("partlog busy-spin") {
+        println!("busy-spin p99 {spin} µs (target < 5)");
+    }
+    if let (Some(polled), Some(floor)) = (p99("partlog polled, spinning"), p99("spin floor")) {
+        println!("polled in a spinning loop p99 {polled} µs beside a spin floor p99 of {floor} µs");
     }
     if let (Some(park), Some(floor)) = (p99("park, 2 CPUs"), p99("condvar floor, 2 CPUs")) {
         println!(
