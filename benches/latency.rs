@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use parking_lot::{Condvar, Mutex};
 use partlog::{
-    Broker, BrokerConfig, Consumer, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord,
-    TopicConfig, WaitStrategy,
+    Broker, BrokerConfig, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, ProducerConfig,
+    ProducerRecord, TopicConfig, WaitStrategy,
 };
 
 const SAMPLES: usize = 20_000;
@@ -52,6 +52,11 @@ const GAP: Duration = Duration::from_micros(50);
 /// Nanoseconds since `base`, carried in the record so the consumer can time it.
 fn stamp(base: Instant) -> [u8; 8] {
     (base.elapsed().as_nanos() as u64).to_be_bytes()
+}
+
+/// The stamp `r` carries: when it was sent, in nanoseconds since the run's base.
+fn sent_at(r: &ConsumerRecord) -> u64 {
+    u64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap())
 }
 
 /// CPU time the hypervisor took from this virtual machine's CPUs so far (the `steal`
@@ -139,7 +144,7 @@ fn partlog_reader(
         let mut n = 0;
         while n < SAMPLES + WARMUP {
             for r in consumer.poll(Duration::from_secs(5)).unwrap() {
-                let sent = u64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
+                let sent = sent_at(&r);
                 let now = base.elapsed().as_nanos() as u64;
                 if n >= WARMUP {
                     h.record((now - sent) / 1000).unwrap();
@@ -358,7 +363,7 @@ fn polled_beside_spin_floor() -> Vec<Histogram<u64>> {
                 }
             }
             for r in consumer.poll(Duration::ZERO).unwrap() {
-                let sent = u64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
+                let sent = sent_at(&r);
                 let now = base.elapsed().as_nanos() as u64;
                 if records >= WARMUP {
                     hs[0].record((now - sent) / 1000).unwrap();
