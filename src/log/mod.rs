@@ -21,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::padded::Padded;
+use crate::record::layout::{ATTR_CONTROL, ATTR_TRANSACTIONAL};
 use crate::record::{Codecs, EncodedBatch, RecordBatch, TimestampType};
 use crate::segment::{PendingBatch, Scanned, Segment};
 pub(crate) use checkpoint::{bad_line, read_entry_lines, sync_dir, write_entry_lines};
@@ -105,6 +106,17 @@ struct Writer {
     /// appends so that appending one batch allocates nothing.
     staged_room: producer_state::StagedRoom,
     run_room: Vec<PendingBatch<'static>>,
+}
+
+/// What [`Log::append_plain`] did with a batch.
+enum Plain {
+    /// Appended (with the offset to fsync up to when the policy asks), or the write
+    /// failed and poisoned the log.
+    Appended(Result<(AppendInfo, Option<i64>)>),
+    /// A producer check refused it; nothing was written.
+    Refused(Error),
+    /// Not the usual kind: nothing was done, and the general path takes it.
+    General,
 }
 
 /// Room kept in the writer's lists between appends; a larger append's is given back.
@@ -386,10 +398,8 @@ impl Log {
     /// [`Error::InvalidBatch`] for a batch without records;
     /// [`Error::Poisoned`] after an earlier failure; [`Error::Closed`];
     /// [`Error::Io`] when the write or fsync fails (the log is then poisoned).
-    pub fn append(&self, batch: EncodedBatch) -> Result<AppendInfo> {
-        let mut infos = Vec::with_capacity(1);
-        self.append_all(&mut [batch], &mut infos)?;
-        Ok(infos[0])
+    pub fn append(&self, mut batch: EncodedBatch) -> Result<AppendInfo> {
+        self.append_one(&mut batch)
     }
 
     /// Appends several batches as one chunk: consecutive offsets, one copy into the
@@ -427,21 +437,135 @@ impl Log {
         let sync_to = {
             let mut w = self.writer.lock();
             self.check_writable()?;
-            let log_append_time = (self.config.timestamp_type == TimestampType::LogAppendTime)
-                .then(|| self.clock.now_ms());
-            // Producer checks refuse the call without writing, so they do not poison.
-            let staged = self.check_producers(&mut w, batches, log_append_time)?;
-            let result = self.append_locked(&mut w, batches, infos, log_append_time, staged);
-            if let Err(e) = &result {
-                self.poison(e);
-            }
-            result?
+            self.append_all_locked(&mut w, batches, infos)?
         };
         self.sync.notify_appended();
         if let Some(target) = sync_to {
             self.sync_to(target)?;
         }
         Ok(())
+    }
+
+    /// `append_all` under the writer lock, past the checks that need no lock: the
+    /// producer checks, then the append, poisoning the log if the append fails.
+    fn append_all_locked(
+        &self,
+        w: &mut Writer,
+        batches: &mut [EncodedBatch],
+        infos: &mut Vec<AppendInfo>,
+    ) -> Result<Option<i64>> {
+        let log_append_time = (self.config.timestamp_type == TimestampType::LogAppendTime)
+            .then(|| self.clock.now_ms());
+        // Producer checks refuse the call without writing, so they do not poison.
+        let staged = self.check_producers(w, batches, log_append_time)?;
+        let result = self.append_locked(w, batches, infos, log_append_time, staged);
+        if let Err(e) = &result {
+            self.poison(e);
+        }
+        result
+    }
+
+    /// Appends one batch, as [`Log::append`] does and the producer does for a record
+    /// sent on its own.
+    ///
+    /// The usual batch (no LogAppendTime, not transactional, no duplicate, no roll due)
+    /// takes a path of its own: one look-up of its producer, no lists, and the producer's
+    /// state recorded after the batch is published, so that a reader sees it sooner.
+    /// Nothing reads that state without the writer lock, which is held throughout. A
+    /// thread that has slept runs an append with cold caches, where every cache line and
+    /// page of code it touches costs; this path touches few. Any other batch goes through
+    /// the general path of [`Log::append_batches`], under the same lock.
+    pub(crate) fn append_one(&self, batch: &mut EncodedBatch) -> Result<AppendInfo> {
+        self.check_writable()?;
+        self.check_batch(batch)?;
+        let (info, sync_to) = {
+            let mut w = self.writer.lock();
+            self.check_writable()?;
+            match self.append_plain(&mut w, batch) {
+                Plain::Appended(result) => result?,
+                Plain::Refused(e) => return Err(e),
+                Plain::General => {
+                    let mut infos = Vec::with_capacity(1);
+                    let sync_to =
+                        self.append_all_locked(&mut w, std::slice::from_mut(batch), &mut infos)?;
+                    (infos[0], sync_to)
+                }
+            }
+        };
+        self.sync.notify_appended();
+        if let Some(target) = sync_to {
+            self.sync_to(target)?;
+        }
+        Ok(info)
+    }
+
+    /// `append_one`'s own path, under the writer lock: appends `batch` if it is the
+    /// usual kind, else leaves it (and the log) untouched for the general path. A write
+    /// failure poisons the log; a producer check's refusal does not.
+    #[inline]
+    fn append_plain(&self, w: &mut Writer, batch: &mut EncodedBatch) -> Plain {
+        if self.config.timestamp_type == TimestampType::LogAppendTime {
+            return Plain::General;
+        }
+        let (producer_id, _, _, attributes) = batch.producer_header();
+        if attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL) != 0 {
+            return Plain::General;
+        }
+        let producer = producer_state::BatchProducer::of(batch);
+        if let Some(b) = &producer {
+            match w.producers.check_plain(&self.name, b) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Plain::Refused(e),
+                None => return Plain::General,
+            }
+        }
+        debug_assert_eq!(producer.is_some(), producer_id >= 0);
+        let next = self.log_end_offset.load(Ordering::Relaxed);
+        let last = next + i64::from(batch.last_offset_delta());
+        let info = AppendInfo {
+            base_offset: next,
+            last_offset: last,
+            max_timestamp: batch.max_timestamp(),
+            log_append_time: None,
+            records: batch.records_count(),
+        };
+        let size = batch.size() as u64;
+        if self.should_roll(w, 0, w.active.index_room() == 0, size, &info) {
+            return Plain::General;
+        }
+        // From here on the segment and the writer's state change together.
+        let _unwind = PoisonOnUnwind(self);
+        batch.stamp(next, self.config.leader_epoch);
+        let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
+        if index_entry {
+            w.bytes_since_index = 0;
+        }
+        w.bytes_since_index += size;
+        if w.first_batch_timestamp.is_none() {
+            w.first_batch_timestamp = Some(info.max_timestamp);
+        }
+        let pending = PendingBatch {
+            bytes: batch.as_bytes(),
+            last_offset: last,
+            max_timestamp: info.max_timestamp,
+            index_entry,
+        };
+        if let Err(e) = self.write_run(w, &[pending]) {
+            self.poison(&e);
+            return Plain::Appended(Err(e));
+        }
+        if let Some(b) = &producer {
+            let meta = producer_state::BatchMeta {
+                first_seq: b.base_sequence,
+                last_seq: b.last_sequence(),
+                first_offset: next,
+                last_offset: last,
+                max_timestamp: info.max_timestamp,
+            };
+            w.producers.record_plain(b, meta, self.clock.now_ms());
+        }
+        w.unflushed_records += info.records as u64;
+        Plain::Appended(Ok((info, self.sync_due(w).then_some(last + 1))))
     }
 
     /// Refuses a batch larger than `max.message.bytes` or `segment.bytes`, or one without

@@ -199,6 +199,29 @@ impl ProducerStates {
         })
     }
 
+    /// The check of one batch that is neither transactional nor a control batch, for the
+    /// log's single-batch append: `Some(Ok(()))` to write it, `Some(Err)` to refuse it,
+    /// `None` for a duplicate, which the general path answers.
+    pub(crate) fn check_plain(&self, partition: &str, b: &BatchProducer) -> Option<Result<()>> {
+        match check_entry(self.producers.get(&b.producer_id), partition, b) {
+            Ok(Verdict::Append) => Some(Ok(())),
+            Ok(Verdict::Duplicate(_)) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Records a batch that [`ProducerStates::check_plain`] let through, appended at
+    /// `meta`'s offsets at `now` (the log's clock), as [`Staged::apply`] does.
+    pub(crate) fn record_plain(&mut self, b: &BatchProducer, meta: BatchMeta, now: i64) {
+        debug_assert!(!b.transactional && !b.control);
+        let entry = self
+            .producers
+            .entry(b.producer_id)
+            .or_insert_with(|| ProducerEntry::new(b.epoch));
+        update_entry(entry, b, meta);
+        entry.last_append_ms = Some(now);
+    }
+
     /// Forgets the producers without an open transaction that have not appended for
     /// [`PRODUCER_ID_EXPIRATION_MS`] at `now` (Kafka's `removeExpiredProducers`).
     ///

@@ -1154,11 +1154,7 @@ impl Producer {
         };
         let result = match encoded {
             Ok(mut batch) => {
-                let appended = queue
-                    .log
-                    .append_batches_in_place(std::slice::from_mut(&mut batch), &mut drain.infos);
-                let info = drain.infos.pop();
-                drain.infos.clear();
+                let appended = queue.log.append_one(&mut batch);
                 if appended.is_ok() {
                     // Refused, it used up no sequence number (see `Drain::next_sequence`).
                     drain.next_sequence = idempotence::next_sequence(drain.next_sequence, 1);
@@ -1166,7 +1162,7 @@ impl Producer {
                 if compression == Compression::None {
                     drain.alone = batch.into_buffer();
                 }
-                appended.map(|()| info.expect("one batch, one info"))
+                appended
             }
             Err(e) => Err(Error::InvalidBatch {
                 partition: queue.log.name().to_string(),
