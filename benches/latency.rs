@@ -25,7 +25,10 @@
 //! that has just slept pays for its cold caches; with the page faults each round's calls
 //! took (`getrusage`), which the segment's preparer keeps off the sending thread.
 //!
-//! `cargo bench --bench latency` (about 4 minutes); `cargo bench --bench latency -- TEXT...`
+//! A busy-spinning reader's latency is also split in two: up to the moment it sees the
+//! log end offset move, then its `poll`.
+//!
+//! `cargo bench --bench latency` (about 5 minutes); `cargo bench --bench latency -- TEXT...`
 //! runs the runs that have a row whose name contains one of the TEXTs (`busy-spin`,
 //! `2 CPUs`, `alone`).
 
@@ -391,6 +394,61 @@ fn polled_beside_spin_floor() -> Vec<Histogram<u64>> {
     hs
 }
 
+/// A busy-spinning reader's latency in two parts, to tell the writer's share from the
+/// reader's: from the stamp to the moment the reader sees the partition's log end offset
+/// move (the writer's `send_blocking` up to the publish, and that cache line's way to the
+/// reader's CPU), then from there to `poll` (with no timeout) returning the record (the
+/// read and decode of a batch just written on another CPU). Beside them, how long each
+/// `send_blocking` took on the writer's thread in the same run, so that a tail of the
+/// first part can be told to be the writer's or the reader's. Returns `[to the publish,
+/// the poll, the send]`.
+fn busy_spin_split() -> Vec<Histogram<u64>> {
+    let (_dir, broker, mut consumer) = lat_topic(WaitStrategy::BusySpin);
+    let partition = broker.partition("lat", 0).unwrap();
+    let base = Instant::now();
+    let reader = thread::spawn(move || {
+        let mut hs = vec![Histogram::<u64>::new(3).unwrap(); 2];
+        let (mut n, mut seen) = (0, 0);
+        while n < SAMPLES + WARMUP {
+            if partition.log_end_offset() <= seen {
+                std::hint::spin_loop();
+                continue;
+            }
+            let published = base.elapsed().as_nanos() as u64;
+            let records = consumer.poll(Duration::ZERO).unwrap();
+            let now = base.elapsed().as_nanos() as u64;
+            for r in records {
+                if n >= WARMUP {
+                    let to_publish = published.saturating_sub(sent_at(&r));
+                    hs[0].record(to_publish / 1000).unwrap();
+                    hs[1].record((now - published) / 1000).unwrap();
+                }
+                n += 1;
+                seen = r.offset + 1;
+            }
+        }
+        hs
+    });
+    let producer = broker.producer(ProducerConfig::default());
+    let mut send = Histogram::<u64>::new(3).unwrap();
+    for n in 0..SAMPLES + WARMUP {
+        let v = stamp(base);
+        producer
+            .send_blocking(ProducerRecord::new("lat", &v))
+            .unwrap();
+        if n >= WARMUP {
+            let took = base.elapsed().as_nanos() as u64 - u64::from_be_bytes(v);
+            send.record(took / 1000).unwrap();
+        }
+        pause(GAP);
+    }
+    let mut hs = reader.join().unwrap();
+    hs.push(send);
+    drop(producer);
+    broker.close().unwrap();
+    hs
+}
+
 /// One measured run: the names of its rows and what returns their latency histograms,
 /// in the same order.
 type Run = (
@@ -420,6 +478,14 @@ fn main() {
         (
             &["partlog busy-spin"],
             Box::new(|| vec![partlog_latency(WaitStrategy::BusySpin, Placement::Os)]),
+        ),
+        (
+            &[
+                "busy-spin: to publish",
+                "busy-spin: then poll",
+                "busy-spin: its send",
+            ],
+            Box::new(busy_spin_split),
         ),
     ];
     let two_cpus = two_cpus();
