@@ -26,7 +26,9 @@
 //! took (`getrusage`), which the segment's preparer keeps off the sending thread.
 //!
 //! A busy-spinning reader's latency is also split in two: up to the moment it sees the
-//! log end offset move, then its `poll`.
+//! log end offset move, then its `poll`. And it runs once more with a writer that spins
+//! between messages instead of sleeping, so that its caches stay warm: what a
+//! latency-critical pair of threads, each on its own CPU, would see.
 //!
 //! `cargo bench --bench latency` (about 5 minutes); `cargo bench --bench latency -- TEXT...`
 //! runs the runs that have a row whose name contains one of the TEXTs (`busy-spin`,
@@ -176,7 +178,25 @@ fn lat_topic(strategy: WaitStrategy) -> (tempfile::TempDir, Broker, Consumer) {
     (dir, broker, consumer)
 }
 
+/// Waits `gap` on the CPU, for a writer that stays hot between messages (as a
+/// latency-critical writer beside a busy-spinning reader would).
+fn spin_pause(gap: Duration) {
+    let until = Instant::now() + gap;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
 fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u64> {
+    partlog_latency_with(strategy, placement, pause)
+}
+
+/// `partlog_latency` with the writer waiting between messages by `writer_pause`.
+fn partlog_latency_with(
+    strategy: WaitStrategy,
+    placement: Placement,
+    writer_pause: fn(Duration),
+) -> Histogram<u64> {
     let (_dir, broker, consumer) = lat_topic(strategy);
     let base = Instant::now();
     let reader = partlog_reader(consumer, base, placement);
@@ -191,7 +211,7 @@ fn partlog_latency(strategy: WaitStrategy, placement: Placement) -> Histogram<u6
                 producer
                     .send_blocking(ProducerRecord::new("lat", &v))
                     .unwrap();
-                pause(GAP);
+                writer_pause(GAP);
             }
         });
     });
@@ -480,6 +500,16 @@ fn main() {
             Box::new(|| vec![partlog_latency(WaitStrategy::BusySpin, Placement::Os)]),
         ),
         (
+            &["busy-spin, writer hot"],
+            Box::new(|| {
+                vec![partlog_latency_with(
+                    WaitStrategy::BusySpin,
+                    Placement::Os,
+                    spin_pause,
+                )]
+            }),
+        ),
+        (
             &[
                 "busy-spin: to publish",
                 "busy-spin: then poll",
@@ -590,6 +620,9 @@ fn main() {
     }
     if let Some(spin) = p99("partlog busy-spin") {
         println!("busy-spin p99 {spin} µs (target < 5)");
+    }
+    if let Some(spin) = p99("busy-spin, writer hot") {
+        println!("busy-spin p99 {spin} µs with a writer that spins between messages");
     }
     if let (Some(polled), Some(floor)) = (p99("partlog polled, spinning"), p99("spin floor")) {
         println!("polled in a spinning loop p99 {polled} µs beside a spin floor p99 of {floor} µs");
