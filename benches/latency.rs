@@ -30,9 +30,13 @@
 //! between messages instead of sleeping, so that its caches stay warm: what a
 //! latency-critical pair of threads, each on its own CPU, would see.
 //!
-//! `cargo bench --bench latency` (about 5 minutes); `cargo bench --bench latency -- TEXT...`
+//! Last, `send_blocking`, `Log::append` of one batch and `Log::append_batches` of the same
+//! batch alone, each timed with every cache flushed just before it: the weight of the
+//! cache lines and pages each call touches.
+//!
+//! `cargo bench --bench latency` (about 6 minutes); `cargo bench --bench latency -- TEXT...`
 //! runs the runs that have a row whose name contains one of the TEXTs (`busy-spin`,
-//! `2 CPUs`, `alone`).
+//! `2 CPUs`, `alone`, `cold`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -42,6 +46,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use parking_lot::{Condvar, Mutex};
+use partlog::record::ProducerInfo;
+use partlog::{BatchBuilder, Codecs, Compression, EncodedBatch, Log, LogConfig};
 use partlog::{
     Broker, BrokerConfig, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, ProducerConfig,
     ProducerRecord, TopicConfig, WaitStrategy,
@@ -272,6 +278,80 @@ fn send_blocking_alone(back_to_back: bool) -> (Histogram<u64>, Option<u64>) {
     drop(producer);
     broker.close().unwrap();
     (h, faults)
+}
+
+/// Samples of each row with the caches flushed.
+const COLD_SAMPLES: usize = 1_500;
+/// Bytes written between two calls timed with the caches flushed: more than this
+/// machine's last-level cache (32 MiB), so that the call finds none of its code, data or
+/// page-table entries cached.
+const FLUSH_BYTES: usize = 64 << 20;
+
+/// Writes a byte of every cache line of `buf`.
+#[inline(never)]
+fn flush_caches(buf: &mut [u8]) {
+    for i in (0..buf.len()).step_by(64) {
+        buf[i] = buf[i].wrapping_add(1);
+    }
+    std::hint::black_box(&buf[0]);
+}
+
+/// A one-record batch of idempotent producer 7 with sequence `seq`, as `send_blocking`
+/// builds one.
+fn idempotent_batch(seq: i32) -> EncodedBatch {
+    let mut b = BatchBuilder::new(Compression::None).producer(ProducerInfo {
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence: seq,
+    });
+    b.push(1_700_000_000_000, None, Some(&[0u8; 8]), &[]);
+    b.build(&Codecs::default()).unwrap()
+}
+
+/// Calls timed in nanoseconds with every cache flushed just before (`FLUSH_BYTES`
+/// written), in turn: `send_blocking`; `Log::append` of a one-record idempotent batch
+/// (the log's own path for one batch); and `Log::append_batches` of the same batch alone
+/// in a list (the general path). A thread that has slept finds some of its footprint
+/// still cached; these find none of it, so they weigh each cache line and page a call
+/// touches, with less of the host's noise than the rows after a pause.
+fn cold_calls() -> Vec<Histogram<u64>> {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path().join("broker"), BrokerConfig::default()).unwrap();
+    broker
+        .create_topic("cold", 1, TopicConfig::default())
+        .unwrap();
+    let producer = broker.producer(ProducerConfig::default());
+    let one = Log::open(dir.path().join("one-0"), LogConfig::default()).unwrap();
+    let list = Log::open(dir.path().join("list-0"), LogConfig::default()).unwrap();
+    let mut buf = vec![0u8; FLUSH_BYTES];
+    let mut hs = vec![Histogram::<u64>::new(3).unwrap(); 3];
+    let v = [0u8; 8];
+    for n in 0..COLD_SAMPLES + COLD_SAMPLES / 10 {
+        let seq = n as i32;
+        let (batch, batches) = (idempotent_batch(seq), vec![idempotent_batch(seq)]);
+        flush_caches(&mut buf);
+        let t = Instant::now();
+        producer
+            .send_blocking(ProducerRecord::new("cold", &v))
+            .unwrap();
+        let send = t.elapsed();
+        flush_caches(&mut buf);
+        let t = Instant::now();
+        one.append(batch).unwrap();
+        let append = t.elapsed();
+        flush_caches(&mut buf);
+        let t = Instant::now();
+        list.append_batches(batches).unwrap();
+        let general = t.elapsed();
+        if n >= COLD_SAMPLES / 10 {
+            for (h, d) in hs.iter_mut().zip([send, append, general]) {
+                h.record(d.as_nanos() as u64).unwrap();
+            }
+        }
+    }
+    drop(producer);
+    broker.close().unwrap();
+    hs
 }
 
 /// What the condition-variable floor's writer hands its reader under the mutex.
@@ -633,14 +713,36 @@ fn main() {
             park / floor.max(1.0)
         );
     }
-    println!(
-        "send_blocking alone, no consumer (ns), median of {ROUNDS} rounds; page faults per round of {} calls",
-        SAMPLES + WARMUP
-    );
+    if !alone.is_empty() {
+        println!(
+            "send_blocking alone, no consumer (ns), median of {ROUNDS} rounds; page faults per round of {} calls",
+            SAMPLES + WARMUP
+        );
+    }
     for (((name, _), m), faults) in alone.iter().zip(median(&alone_results)).zip(&alone_faults) {
         println!(
             "{:<24} {:>8} {:>8} {:>8}   faults {faults:?}",
             name, m[0], m[1], m[2]
         );
+    }
+    const COLD_ROWS: [&str; 3] = [
+        "send_blocking",
+        "Log::append, one batch",
+        "append_batches of one",
+    ];
+    if COLD_ROWS.iter().any(|name| keep(&format!("cold {name}"))) {
+        println!(
+            "with every cache flushed before each call ({COLD_SAMPLES} calls each, in turn; ns)"
+        );
+        for (name, h) in COLD_ROWS.iter().zip(cold_calls()) {
+            let q = [0.5, 0.99, 0.999].map(|q| h.value_at_quantile(q));
+            println!(
+                "{:<30} {:>8} {:>8} {:>8}",
+                format!("cold {name}"),
+                q[0],
+                q[1],
+                q[2]
+            );
+        }
     }
 }
