@@ -536,14 +536,7 @@ impl Log {
         // From here on the segment and the writer's state change together.
         let _unwind = PoisonOnUnwind(self);
         batch.stamp(next, self.config.leader_epoch);
-        let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
-        if index_entry {
-            w.bytes_since_index = 0;
-        }
-        w.bytes_since_index += size;
-        if w.first_batch_timestamp.is_none() {
-            w.first_batch_timestamp = Some(info.max_timestamp);
-        }
+        let index_entry = self.place(w, size, info.max_timestamp);
         let pending = PendingBatch {
             bytes: batch.as_bytes(),
             last_offset: last,
@@ -665,16 +658,9 @@ impl Log {
                         .fetch_min(first.unwrap_or(i64::MAX), Ordering::SeqCst);
                 }
             }
-            // Kafka's rule, applied per batch even inside a multi-batch run (as its
-            // recovery does), so an index never depends on how appends were grouped.
-            let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
-            if index_entry {
-                w.bytes_since_index = 0;
-            }
-            w.bytes_since_index += size;
-            if w.first_batch_timestamp.is_none() {
-                w.first_batch_timestamp = Some(info.max_timestamp);
-            }
+            // Per batch even inside a multi-batch run (as Kafka's recovery does), so an
+            // index never depends on how appends were grouped.
+            let index_entry = self.place(w, size, info.max_timestamp);
             run.push(PendingBatch {
                 bytes: batch.as_bytes(),
                 last_offset: info.last_offset,
@@ -705,6 +691,22 @@ impl Log {
             w.staged_room = room;
         }
         Ok(self.sync_due(w).then_some(next))
+    }
+
+    /// Counts a batch of `size` bytes and `max_timestamp` into the active segment's
+    /// writer state; returns whether it gets an index entry (Kafka's rule: once more than
+    /// `index.interval.bytes` were appended since the last entry).
+    #[inline(always)]
+    fn place(&self, w: &mut Writer, size: u64, max_timestamp: i64) -> bool {
+        let index_entry = w.bytes_since_index > u64::from(self.config.index_interval_bytes);
+        if index_entry {
+            w.bytes_since_index = 0;
+        }
+        w.bytes_since_index += size;
+        if w.first_batch_timestamp.is_none() {
+            w.first_batch_timestamp = Some(max_timestamp);
+        }
+        index_entry
     }
 
     /// Checks every batch that carries a producer id against the producers' state;
