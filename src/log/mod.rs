@@ -108,17 +108,6 @@ struct Writer {
     run_room: Vec<PendingBatch<'static>>,
 }
 
-/// What [`Log::append_plain`] did with a batch.
-enum Plain {
-    /// Appended (with the offset to fsync up to when the policy asks), or the write
-    /// failed and poisoned the log.
-    Appended(Result<(AppendInfo, Option<i64>)>),
-    /// A producer check refused it; nothing was written.
-    Refused(Error),
-    /// Not the usual kind: nothing was done, and the general path takes it.
-    General,
-}
-
 /// Room kept in the writer's lists between appends; a larger append's is given back.
 const ROOM_KEEP: usize = 64;
 
@@ -481,10 +470,9 @@ impl Log {
         let (info, sync_to) = {
             let mut w = self.writer.lock();
             self.check_writable()?;
-            match self.append_plain(&mut w, batch) {
-                Plain::Appended(result) => result?,
-                Plain::Refused(e) => return Err(e),
-                Plain::General => {
+            match self.append_plain(&mut w, batch)? {
+                Some(appended) => appended,
+                None => {
                     let mut infos = Vec::with_capacity(1);
                     let sync_to =
                         self.append_all_locked(&mut w, std::slice::from_mut(batch), &mut infos)?;
@@ -500,26 +488,29 @@ impl Log {
     }
 
     /// `append_one`'s own path, under the writer lock: appends `batch` if it is the
-    /// usual kind, else leaves it (and the log) untouched for the general path. A write
-    /// failure poisons the log; a producer check's refusal does not.
+    /// usual kind and returns what it wrote with the offset to fsync up to when the
+    /// policy asks; `None` leaves it (and the log) untouched for the general path. A
+    /// write failure poisons the log; a producer check's refusal does not.
     #[inline]
-    fn append_plain(&self, w: &mut Writer, batch: &mut EncodedBatch) -> Plain {
+    fn append_plain(
+        &self,
+        w: &mut Writer,
+        batch: &mut EncodedBatch,
+    ) -> Result<Option<(AppendInfo, Option<i64>)>> {
         if self.config.timestamp_type == TimestampType::LogAppendTime {
-            return Plain::General;
+            return Ok(None);
         }
-        let (producer_id, _, _, attributes) = batch.producer_header();
+        let (_, _, _, attributes) = batch.producer_header();
         if attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL) != 0 {
-            return Plain::General;
+            return Ok(None);
         }
         let producer = producer_state::BatchProducer::of(batch);
         if let Some(b) = &producer {
             match w.producers.check_plain(&self.name, b) {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Plain::Refused(e),
-                None => return Plain::General,
+                Some(result) => result?,
+                None => return Ok(None),
             }
         }
-        debug_assert_eq!(producer.is_some(), producer_id >= 0);
         let next = self.log_end_offset.load(Ordering::Relaxed);
         let last = next + i64::from(batch.last_offset_delta());
         let info = AppendInfo {
@@ -531,7 +522,7 @@ impl Log {
         };
         let size = batch.size() as u64;
         if self.should_roll(w, 0, w.active.index_room() == 0, size, &info) {
-            return Plain::General;
+            return Ok(None);
         }
         // From here on the segment and the writer's state change together.
         let _unwind = PoisonOnUnwind(self);
@@ -545,7 +536,7 @@ impl Log {
         };
         if let Err(e) = self.write_run(w, &[pending]) {
             self.poison(&e);
-            return Plain::Appended(Err(e));
+            return Err(e);
         }
         if let Some(b) = &producer {
             let meta = producer_state::BatchMeta {
@@ -558,7 +549,7 @@ impl Log {
             w.producers.record_plain(b, meta, self.clock.now_ms());
         }
         w.unflushed_records += info.records as u64;
-        Plain::Appended(Ok((info, self.sync_due(w).then_some(last + 1))))
+        Ok(Some((info, self.sync_due(w).then_some(last + 1))))
     }
 
     /// Refuses a batch larger than `max.message.bytes` or `segment.bytes`, or one without
