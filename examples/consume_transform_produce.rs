@@ -111,7 +111,9 @@ fn transform(broker: &Broker) -> partlog::Result<usize> {
             drop(producer.send(out)?);
             next.insert(TopicPartition::new("input", r.partition), r.offset + 1);
         }
-        producer.send_offsets_to_transaction(&next, GROUP)?;
+        // The group's metadata rather than its bare id: with a subscribed consumer, the
+        // coordinator would refuse offsets from a member that has lost its partitions.
+        producer.send_offsets_to_transaction(&next, &consumer.group_metadata()?)?;
         producer.commit_transaction()?;
         moved += records.len();
     }

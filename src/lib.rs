@@ -52,11 +52,11 @@ pub use broker::{
 };
 pub use broker::{CleanerConfig, PartitionCleanReport, Ratio};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use consumer::ConsumerRebalanceListener;
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetAndTimestamp, OffsetReset,
     TopicPartition, WaitStrategy,
 };
+pub use consumer::{ConsumerGroupMetadata, ConsumerRebalanceListener};
 pub use error::{DecodeError, Error, Result};
 pub use group::assignor::{
     AssignmentFault, Assignor, CooperativeStickyAssignor, GroupAssignment, MemberSubscription,

@@ -113,6 +113,8 @@ pub(super) struct Membership {
     group: String,
     topics: Vec<String>,
     member_id: Option<String>,
+    /// The generation this member last synced at (`-1` while not a member).
+    generation: i32,
     signal: Arc<AtomicBool>,
     listener: Option<Box<dyn ConsumerRebalanceListener>>,
     in_callback: bool,
@@ -125,6 +127,7 @@ impl fmt::Debug for Membership {
             .field("group", &self.group)
             .field("topics", &self.topics)
             .field("member_id", &self.member_id)
+            .field("generation", &self.generation)
             .field("listener", &self.listener.is_some())
             .finish()
     }
@@ -135,6 +138,77 @@ impl Membership {
     /// (not from inside a callback, where the sync is not run).
     pub(super) fn signalled(&self) -> bool {
         !self.in_callback && self.signal.load(Ordering::SeqCst)
+    }
+}
+
+/// A consumer's group membership as it last learned it: what a transactional producer
+/// sends with its offsets, so that the group coordinator refuses them from a consumer
+/// that is no longer a member at the current generation (Kafka's
+/// `ConsumerGroupMetadata`). Get it from [`Consumer::group_metadata`]; a bare group id
+/// converts into one with no member and generation `-1`, which is not checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    group_id: String,
+    generation_id: i32,
+    member_id: String,
+    group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// Metadata naming only `group_id` (no member, generation `-1`): offsets sent with
+    /// it are not checked against the group's members, as with Kafka's one-argument
+    /// constructor.
+    pub fn new(group_id: impl Into<String>) -> ConsumerGroupMetadata {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+
+    /// The group id.
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// The generation the consumer last synced at; `-1` when it is not a member.
+    pub fn generation_id(&self) -> i32 {
+        self.generation_id
+    }
+
+    /// The member id; empty when the consumer is not a member.
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
+
+    /// The consumer's `group_instance_id` (a static member), if it has one.
+    pub fn group_instance_id(&self) -> Option<&str> {
+        self.group_instance_id.as_deref()
+    }
+}
+
+impl From<&str> for ConsumerGroupMetadata {
+    fn from(group_id: &str) -> ConsumerGroupMetadata {
+        ConsumerGroupMetadata::new(group_id)
+    }
+}
+
+impl From<String> for ConsumerGroupMetadata {
+    fn from(group_id: String) -> ConsumerGroupMetadata {
+        ConsumerGroupMetadata::new(group_id)
+    }
+}
+
+impl From<&String> for ConsumerGroupMetadata {
+    fn from(group_id: &String) -> ConsumerGroupMetadata {
+        ConsumerGroupMetadata::new(group_id.as_str())
+    }
+}
+
+impl From<&ConsumerGroupMetadata> for ConsumerGroupMetadata {
+    fn from(meta: &ConsumerGroupMetadata) -> ConsumerGroupMetadata {
+        meta.clone()
     }
 }
 
@@ -240,6 +314,7 @@ impl Consumer {
             group,
             topics: names,
             member_id: None,
+            generation: -1,
             signal: Arc::new(AtomicBool::new(true)),
             listener,
             in_callback: false,
@@ -251,6 +326,41 @@ impl Consumer {
     /// The member id the group coordinator gave this consumer, once it joined.
     pub fn member_id(&self) -> Option<&str> {
         self.membership.as_ref()?.member_id.as_deref()
+    }
+
+    /// This consumer's group, member id and generation as it last learned them, for
+    /// [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)
+    /// (Kafka's `groupMetadata`).
+    ///
+    /// Pass it with the offsets of a transaction, and the transaction's offsets are
+    /// refused if this consumer has been removed from the group or the group has
+    /// rebalanced since its last `poll`: a consumer that stalled past
+    /// `max_poll_interval` cannot commit offsets for partitions that have moved on.
+    /// A consumer that has not joined yet, or one that uses [`Consumer::assign`], gives
+    /// no member id and generation `-1`, which are not checked.
+    ///
+    /// # Errors
+    /// [`Error::NoGroupId`] without `group_id`.
+    pub fn group_metadata(&self) -> Result<ConsumerGroupMetadata> {
+        let Some(group) = self.config.group_id.clone() else {
+            return Err(Error::NoGroupId {
+                operation: "group_metadata",
+            });
+        };
+        let (member_id, generation_id) = match &self.membership {
+            Some(Membership {
+                member_id: Some(id),
+                generation,
+                ..
+            }) => (id.clone(), *generation),
+            _ => (String::new(), -1),
+        };
+        Ok(ConsumerGroupMetadata {
+            group_id: group,
+            generation_id,
+            member_id,
+            group_instance_id: self.config.group_instance_id.clone(),
+        })
     }
 
     /// Leaves the group if a member: revokes (running the callback, with `callbacks`),
@@ -355,6 +465,7 @@ impl Consumer {
         let joined = self.broker.inner.groups.join(&self.broker, req)?;
         let m = self.membership.as_mut().expect("checked");
         m.member_id = Some(joined.member_id);
+        m.generation = joined.generation;
         m.signal = joined.signal;
         if !joined.owned.is_empty() {
             self.take_partitions(&joined.owned);
@@ -404,11 +515,14 @@ impl Consumer {
         } else {
             self.revoke(&step.revoke)
         };
-        let granted =
+        let (granted, generation) =
             self.broker
                 .inner
                 .groups
                 .finish_sync(&self.broker, group, id, &step.revoke)?;
+        if let Some(m) = self.membership.as_mut() {
+            m.generation = generation;
+        }
         revoked?;
         if granted.is_empty() {
             return Ok(());
@@ -442,6 +556,7 @@ impl Consumer {
         self.drop_partitions(&owned);
         if let Some(m) = self.membership.as_mut() {
             m.member_id = None;
+            m.generation = -1;
         }
         result
     }

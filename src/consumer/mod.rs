@@ -2,7 +2,7 @@
 
 mod group;
 
-pub use group::ConsumerRebalanceListener;
+pub use group::{ConsumerGroupMetadata, ConsumerRebalanceListener};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

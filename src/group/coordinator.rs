@@ -38,7 +38,7 @@ use super::assignor::{Assignor, MemberSubscription, RebalanceProtocol, validate_
 use super::offsets::{OffsetAndMetadata, fits_string};
 use super::store;
 use crate::broker::Broker;
-use crate::consumer::TopicPartition;
+use crate::consumer::{ConsumerGroupMetadata, TopicPartition};
 use crate::error::{Error, Result};
 use crate::log::Waiter;
 
@@ -70,6 +70,9 @@ pub(crate) struct Joined {
     pub(crate) owned: Vec<TopicPartition>,
     /// Set (and the consumer woken) when the member has something to do at its next poll.
     pub(crate) signal: Arc<AtomicBool>,
+    /// The generation the member is at once joined (0 for a new member, which takes the
+    /// group's generation at its first sync).
+    pub(crate) generation: i32,
 }
 
 /// One member as the coordinator sees it.
@@ -450,10 +453,12 @@ impl Coordinator {
             if resubscribed {
                 g.rebalance(broker);
             }
+            let generation = g.member(&id)?.generation;
             return Ok(Joined {
                 member_id: id,
                 owned,
                 signal,
+                generation,
             });
         }
         g.members.insert(
@@ -479,6 +484,7 @@ impl Coordinator {
             member_id: id,
             owned: Vec::new(),
             signal,
+            generation: 0,
         })
     }
 
@@ -550,7 +556,7 @@ impl Coordinator {
     }
 
     /// Ends a member's sync: releases what it revoked and gives it the free partitions of
-    /// its target. Returns the granted partitions.
+    /// its target. Returns the granted partitions and the generation the member is now at.
     ///
     /// # Errors
     /// [`Error::UnknownMember`] or [`Error::FencedInstanceId`].
@@ -560,7 +566,7 @@ impl Coordinator {
         group: &str,
         member: &str,
         revoked: &[TopicPartition],
-    ) -> Result<Vec<TopicPartition>> {
+    ) -> Result<(Vec<TopicPartition>, i32)> {
         let g = self.group(group);
         let mut g = g.lock();
         let generation = g.generation;
@@ -583,7 +589,8 @@ impl Coordinator {
         } else {
             g.notify_receivers(&released);
         }
-        Ok(g.grant(member))
+        let granted = g.grant(member);
+        Ok((granted, g.member(member)?.generation))
     }
 
     /// Marks the end of a member's poll (the `max_poll_interval` clock starts).
@@ -650,6 +657,68 @@ impl Coordinator {
             .collect();
         store::write(broker, group, &records)?;
         g.offsets.extend(offsets);
+        Ok(())
+    }
+
+    /// Checks offsets that a transactional producer sends for `meta`'s group, as Kafka's
+    /// coordinator checks a `TxnOffsetCommit`: the member must still be in the group, at
+    /// the group's current generation, and (as for [`Coordinator::commit`]) own
+    /// each partition. Metadata with no member id and no generation (a bare group id,
+    /// the form of Kafka's deprecated `sendOffsetsToTransaction(offsets, groupId)`) is
+    /// not checked.
+    ///
+    /// # Errors
+    /// [`Error::CommitFailed`] naming the first partition refused and why;
+    /// [`Error::FencedInstanceId`] for a static member replaced by another consumer.
+    pub(crate) fn check_txn_offsets(
+        &self,
+        broker: &Broker,
+        meta: &ConsumerGroupMetadata,
+        tps: &[TopicPartition],
+    ) -> Result<()> {
+        if meta.member_id().is_empty() && meta.generation_id() < 0 {
+            return Ok(());
+        }
+        check_group_id(meta.group_id())?;
+        let now = broker.config().clock.now_ms();
+        let g = self.group(meta.group_id());
+        let mut g = g.lock();
+        g.maintain(broker, now);
+        for tp in tps {
+            check_commit(&g, Some(meta.member_id()), tp).map_err(|e| match e {
+                // Named with the generation the offsets were sent with.
+                Error::CommitFailed {
+                    group,
+                    member,
+                    topic,
+                    partition,
+                    reason,
+                    ..
+                } => Error::CommitFailed {
+                    group,
+                    member,
+                    generation: meta.generation_id(),
+                    topic,
+                    partition,
+                    reason,
+                },
+                other => other,
+            })?;
+            if meta.generation_id() != g.generation {
+                return Err(Error::CommitFailed {
+                    group: g.name.clone(),
+                    member: meta.member_id().to_string(),
+                    generation: meta.generation_id(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    reason: format!(
+                        "the group rebalanced to generation {} since this consumer last \
+                         synced (poll, then retry the transaction)",
+                        g.generation
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 

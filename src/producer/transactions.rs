@@ -25,7 +25,7 @@ use parking_lot::{Mutex, RwLock};
 use super::idempotence::ProducerId;
 use super::{Producer, ProducerConfig};
 use crate::broker::Broker;
-use crate::consumer::TopicPartition;
+use crate::consumer::{ConsumerGroupMetadata, TopicPartition};
 use crate::error::{Error, Result};
 use crate::group::OffsetAndMetadata;
 
@@ -49,6 +49,10 @@ pub(crate) struct TxnState {
 struct Progress {
     in_transaction: bool,
     partitions: HashSet<(Arc<str>, i32)>,
+    /// The group refused offsets sent to the open transaction: it can only be aborted
+    /// (Kafka's abortable error state), so that its records are not committed without
+    /// the offsets that say they were processed.
+    offsets_refused: bool,
 }
 
 impl TxnState {
@@ -190,30 +194,51 @@ impl Producer {
         }
         p.in_transaction = true;
         p.partitions.clear();
+        p.offsets_refused = false;
         *txn.accepting.write() = true;
         Ok(())
     }
 
     /// Kafka's `sendOffsetsToTransaction`: commits `offsets` (the next offset to read
-    /// per partition) for `group_id` inside the transaction. They are written to the
-    /// group's `__consumer_offsets` partition now, transactionally, and become the
-    /// group's committed offsets only if the transaction commits. Kafka also checks the
-    /// consumer's group generation here; partlog's in-process groups do not (a fenced
-    /// consumer's producer is fenced by its transactional id instead).
+    /// per partition) for a consumer group inside the transaction. They are written to
+    /// the group's `__consumer_offsets` partition now, transactionally, and become the
+    /// group's committed offsets only if the transaction commits.
+    ///
+    /// `group` is the consumer's [`Consumer::group_metadata`](crate::Consumer::group_metadata)
+    /// (pass `&consumer.group_metadata()?`), or a bare group id. With the metadata of a
+    /// group member, the group coordinator checks the offsets as Kafka's does: the member
+    /// must still be in the group, at the group's current generation, and own each
+    /// partition. A consumer removed for not polling within `max_poll_interval`, or one
+    /// that has not polled since a rebalance, is refused, so a stalled consumer cannot
+    /// commit output for input that another member now owns. The transaction can then
+    /// only be aborted. A bare group id (Kafka's deprecated
+    /// `sendOffsetsToTransaction(offsets, groupId)`) is not checked: use it for a
+    /// consumer that assigns its partitions itself, fenced by its transactional id.
     ///
     /// # Errors
-    /// [`Error::InvalidTxnState`] outside a transaction; [`Error::TransactionFenced`];
-    /// [`Error::InvalidConfig`] for a negative offset; a write error.
+    /// [`Error::InvalidTxnState`] outside a transaction; [`Error::CommitFailed`] or
+    /// [`Error::FencedInstanceId`] when the group refuses the offsets (nothing is
+    /// written, and [`Producer::commit_transaction`] then fails: abort);
+    /// [`Error::TransactionFenced`]; [`Error::InvalidConfig`] for a bad group id or a
+    /// negative offset; a write error.
     pub fn send_offsets_to_transaction(
         &self,
         offsets: &HashMap<TopicPartition, i64>,
-        group_id: &str,
+        group: impl Into<ConsumerGroupMetadata>,
     ) -> Result<()> {
+        let group: ConsumerGroupMetadata = group.into();
+        let group_id = group.group_id();
         let (txn, producer) = self.txn_producer()?;
         if !txn.progress.lock().in_transaction {
             return Err(txn.invalid("offsets can only be sent inside a transaction"));
         }
         let broker = &self.inner.broker;
+        let mut tps: Vec<TopicPartition> = offsets.keys().cloned().collect();
+        tps.sort();
+        if let Err(e) = broker.inner.groups.check_txn_offsets(broker, &group, &tps) {
+            txn.progress.lock().offsets_refused = true;
+            return Err(e);
+        }
         let log = crate::group::store::log_for_group(broker, group_id)?;
         let count = broker.partition_count(crate::group::offsets::OFFSETS_TOPIC)?;
         let partition = crate::broker::internal::partition_for_key(group_id, count);
@@ -247,8 +272,9 @@ impl Producer {
     /// (and the group the offsets) once it returns.
     ///
     /// # Errors
-    /// [`Error::InvalidTxnState`] outside a transaction; [`Error::BatchFailed`] when a
-    /// batch of the transaction failed (abort then); [`Error::TransactionFenced`]; a
+    /// [`Error::InvalidTxnState`] outside a transaction, or when the group refused
+    /// offsets sent to it (abort then); [`Error::BatchFailed`] when a batch of the
+    /// transaction failed (abort then); [`Error::TransactionFenced`]; a
     /// write error (the commit is decided: calling this again finishes it, and so do the
     /// broker's timeout thread and a reopen). From the moment this is called until the
     /// next `begin_transaction`, `send` fails with [`Error::InvalidTxnState`].
@@ -267,8 +293,16 @@ impl Producer {
 
     fn end_transaction(&self, commit: bool) -> Result<()> {
         let (txn, producer) = self.txn_producer()?;
-        if !txn.progress.lock().in_transaction {
-            return Err(txn.invalid("no transaction is open"));
+        {
+            let p = txn.progress.lock();
+            if !p.in_transaction {
+                return Err(txn.invalid("no transaction is open"));
+            }
+            if commit && p.offsets_refused {
+                return Err(
+                    txn.invalid("the group refused offsets sent to this transaction; abort it")
+                );
+            }
         }
         // No record joins the transaction after this point: sends in progress finish
         // adding theirs first, and the flush below takes them all.
@@ -285,6 +319,7 @@ impl Producer {
         let mut p = txn.progress.lock();
         p.in_transaction = false;
         p.partitions.clear();
+        p.offsets_refused = false;
         Ok(())
     }
 }
