@@ -178,8 +178,9 @@ impl ReadCursor {
 /// `Send + Sync`; share it with `Arc`.
 ///
 /// What an append writes and what a read writes (a lock word, a count) sit on cache lines
-/// of their own ([`Padded`]): the writer's lock and state, the log end offset that readers
-/// load, the segment list that readers lock, and the waiters the writer wakes.
+/// of their own (each padded to 128 bytes): the writer's lock and state, the log end
+/// offset that readers load, the segment list that readers lock, and the waiters the
+/// writer wakes.
 #[derive(Debug)]
 pub struct Log {
     name: String,
