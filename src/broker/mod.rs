@@ -7,7 +7,7 @@ mod partition;
 mod producer_ids;
 mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -105,6 +105,13 @@ impl Broker {
         let dir = LogDir::open_with(path, config.codecs.clone(), config.clock.clone())?;
         let path = dir.path().to_path_buf();
         let mut listed = store::read_topics(dir.path())?;
+        // Deletions a crash interrupted are finished before the directories are listed,
+        // so that none of their partitions comes back as a topic.
+        let deleting = store::read_deleting(dir.path())?;
+        for name in &deleting {
+            remove_partition_dirs(&dir, name)?;
+            listed.remove(name);
+        }
         for (topic, partition) in dir.partitions_on_disk()? {
             let entry = listed
                 .entry(topic)
@@ -139,6 +146,7 @@ impl Broker {
         });
         let broker = Broker { inner };
         broker.save_topics()?;
+        store::write_deleting(&path, &BTreeSet::new())?;
         broker.load_cleaner_checkpoints();
         // Transactions a crash left open are finished first, so the groups load only
         // committed offsets.
@@ -186,15 +194,55 @@ impl Broker {
     }
 
     fn save_topics(&self) -> Result<()> {
-        let topics = self.inner.topics.read();
-        let list = topics
+        store::write_topics(self.path(), &self.topic_list())
+    }
+
+    /// The topics as `partlog-topics` lists them: name, partition count and config.
+    fn topic_list(&self) -> BTreeMap<String, (i32, TopicConfig)> {
+        self.inner
+            .topics
+            .read()
             .iter()
             .map(|(n, t)| (n.clone(), (t.partition_count(), t.config.clone())))
-            .collect();
-        store::write_topics(self.path(), &list)
+            .collect()
+    }
+
+    /// Takes back a `create_topic` of `name` whose partition `failed` could not be
+    /// opened: deletes the partitions made before it (and its directory, if the failed
+    /// open made one), then lists the topics without it. Best effort: if this fails too,
+    /// the topic stays listed and the next open creates it whole.
+    fn undo_create(&self, name: &str, failed: i32) {
+        let dir = &self.inner.dir;
+        let made = dir
+            .path()
+            .join(crate::log::partition_dir_name(name, failed))
+            .is_dir();
+        let partitions = 0..failed + i32::from(made);
+        let removed = partitions
+            .into_iter()
+            .all(|p| dir.remove_log(name, p).is_ok());
+        if removed {
+            let _listed = self.save_topics();
+        }
+    }
+
+    /// Finishes the deletion of `name` if one was left unfinished by an I/O error (a
+    /// crash's is finished by `open`), so that a topic created under the same name is
+    /// not deleted by the next `open`.
+    fn finish_deletion(&self, name: &str) -> Result<()> {
+        let mut deleting = store::read_deleting(self.path())?;
+        if deleting.remove(name) {
+            remove_partition_dirs(&self.inner.dir, name)?;
+            store::write_deleting(self.path(), &deleting)?;
+        }
+        Ok(())
     }
 
     /// Creates a topic with `partitions` partitions.
+    ///
+    /// The topic list is written first, then the partition directories: a crash in
+    /// between leaves a listed topic whose missing directories the next [`Broker::open`]
+    /// creates, with the topic's own config. An I/O error takes the topic back out.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a name that breaks Kafka's rules, a partition count
@@ -216,6 +264,10 @@ impl Broker {
                 topic: name.to_string(),
             });
         }
+        self.finish_deletion(name)?;
+        let mut list = self.topic_list();
+        list.insert(name.to_string(), (partitions, config.clone()));
+        store::write_topics(self.path(), &list)?;
         let topic = Topic {
             name: name.into(),
             config,
@@ -223,18 +275,20 @@ impl Broker {
             count: AtomicI32::new(0),
         };
         for p in 0..partitions {
-            let log = self
-                .inner
-                .dir
-                .open_log(name, p, topic.config.log_config())?;
-            topic.push_partition(log);
+            match self.inner.dir.open_log(name, p, topic.config.log_config()) {
+                Ok(log) => topic.push_partition(log),
+                Err(e) => {
+                    self.undo_create(name, p);
+                    return Err(e);
+                }
+            }
         }
         self.inner
             .topics
             .write()
             .insert(name.to_string(), Arc::new(topic));
         self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
-        self.save_topics()
+        Ok(())
     }
 
     /// Looks a topic up, creating it when `auto_create_topics` is on.
@@ -298,23 +352,34 @@ impl Broker {
 
     /// Deletes a topic and all its data.
     ///
+    /// The deletion is recorded durably first (`partlog-deleting`, beside the topic
+    /// list): from then on it completes even if a crash or an I/O error stops it halfway,
+    /// as the next [`Broker::open`] (or a `create_topic` of the same name) removes what
+    /// is left. A deleted topic never comes back from partition directories not yet
+    /// removed.
+    ///
     /// # Errors
     /// [`Error::UnknownTopic`]; [`Error::Io`].
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         self.check_open()?;
         let _admin = self.inner.admin.lock();
-        let topic = self.existing_topic(name)?;
+        self.existing_topic(name)?;
+        let mut deleting = store::read_deleting(self.path())?;
+        deleting.insert(name.to_string());
+        store::write_deleting(self.path(), &deleting)?;
         self.inner.topics.write().remove(name);
         self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
         self.save_topics()?;
-        for p in 0..topic.partition_count() {
-            self.inner.dir.remove_log(name, p)?;
-        }
-        Ok(())
+        remove_partition_dirs(&self.inner.dir, name)?;
+        deleting.remove(name);
+        store::write_deleting(self.path(), &deleting)
     }
 
     /// Grows a topic to `total` partitions (Kafka's `--alter --partitions`); keys then
     /// hash to different partitions, as in Kafka.
+    ///
+    /// As in `create_topic`, the topic list is written first: a crash before every new
+    /// partition exists leaves the next [`Broker::open`] to create the rest.
     ///
     /// # Errors
     /// [`Error::UnknownTopic`]; [`Error::InvalidConfig`] when `total` is not larger than
@@ -331,15 +396,24 @@ impl Broker {
                 reason: "partitions can only be added: the new count must exceed the current one",
             });
         }
-        for p in current..total {
+        let mut list = self.topic_list();
+        list.insert(name.to_string(), (total, topic.config.clone()));
+        store::write_topics(self.path(), &list)?;
+        let added = (current..total).try_for_each(|p| {
             let log = self
                 .inner
                 .dir
                 .open_log(name, p, topic.config.log_config())?;
             topic.push_partition(log);
-        }
+            Ok(())
+        });
         self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
-        self.save_topics()
+        if added.is_err() {
+            // The list then names the partitions that exist; best effort, as the next
+            // open creates the rest if this write fails too.
+            let _listed = self.save_topics();
+        }
+        added
     }
 
     /// A handle on one partition, for reading offsets and data directly.
@@ -426,4 +500,15 @@ impl Broker {
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
     }
+}
+
+/// Deletes every partition directory of topic `name` in `dir` (closing the logs open on
+/// them).
+fn remove_partition_dirs(dir: &LogDir, name: &str) -> Result<()> {
+    for (topic, partition) in dir.partitions_on_disk()? {
+        if topic == name {
+            dir.remove_log(&topic, partition)?;
+        }
+    }
+    Ok(())
 }
