@@ -112,17 +112,19 @@ pub(crate) struct CleanerThread {
 
 impl CleanerThread {
     /// Starts the thread for `inner` (it holds only a weak reference).
+    ///
+    /// The thread also expires group offsets every
+    /// `BrokerConfig::offsets_retention_check_interval`, so it runs even with the
+    /// cleaner disabled (then it only does that).
     pub(crate) fn start(inner: &Arc<Inner>) -> std::io::Result<()> {
         let config = inner.config.cleaner.clone();
-        if !config.enable {
-            return Ok(());
-        }
+        let offsets_interval = inner.config.offsets_retention_check_interval;
         let weak: Weak<Inner> = Arc::downgrade(inner);
         let signal = inner.cleaner.signal.clone();
         let holding = inner.cleaner.holding.clone();
         let handle = std::thread::Builder::new()
             .name("partlog-cleaner".into())
-            .spawn(move || run(&weak, &signal, &holding, &config))?;
+            .spawn(move || run(&weak, &signal, &holding, &config, offsets_interval))?;
         *inner.cleaner.thread.lock() = Some(handle.thread().id());
         *inner.cleaner.handle.lock() = Some(handle);
         Ok(())
@@ -182,13 +184,22 @@ fn run(
     signal: &(Mutex<Signal>, Condvar),
     holding: &Mutex<bool>,
     config: &CleanerConfig,
+    offsets_interval: Duration,
 ) {
     let mut last_retention = Instant::now();
+    let mut last_offsets_check = Instant::now();
+    // Without the cleaner, the thread wakes only to expire offsets.
+    let wake = if config.enable {
+        config.backoff.min(offsets_interval)
+    } else {
+        offsets_interval
+    }
+    .max(Duration::from_millis(1));
     loop {
         {
             let mut s = signal.0.lock();
             if !s.stop {
-                signal.1.wait_for(&mut s, config.backoff);
+                signal.1.wait_for(&mut s, wake);
             }
             if s.stop {
                 return;
@@ -200,11 +211,18 @@ fn run(
             *holding = true;
             Broker { inner }
         };
-        let retention = last_retention.elapsed() >= config.retention_check_interval;
-        if retention {
-            last_retention = Instant::now();
+        let mut result = Ok(());
+        if config.enable {
+            let retention = last_retention.elapsed() >= config.retention_check_interval;
+            if retention {
+                last_retention = Instant::now();
+            }
+            result = broker.clean_pass(retention, false);
         }
-        let result = broker.clean_pass(retention, false);
+        if last_offsets_check.elapsed() >= offsets_interval {
+            last_offsets_check = Instant::now();
+            result = result.and(broker.expire_group_offsets().map(drop));
+        }
         signal.0.lock().last_error = result.err().map(|e| e.to_string());
         let mut holding = holding.lock();
         *holding = false;

@@ -370,6 +370,18 @@ pub struct BrokerConfig {
     pub offsets_topic_partitions: i32,
     /// The background cleaner: retention and compaction (`log.cleaner.*`).
     pub cleaner: CleanerConfig,
+    /// Kafka: `offsets.retention.minutes` (default 7 days). A group without members
+    /// loses each committed offset this long after the later of its commit and the last
+    /// time the group had members (Kafka counts from the moment the group became empty,
+    /// or from the commit for a group that never had members); offsets a transaction has
+    /// pending are kept. A group's members keep its offsets forever. After a restart,
+    /// whether a group had members is not known, so its offsets count from the open.
+    pub offsets_retention: Duration,
+    /// Kafka: `offsets.retention.check.interval.ms` (default 10 min). How often the
+    /// background thread expires offsets; [`Broker::expire_group_offsets`] runs it now.
+    ///
+    /// [`Broker::expire_group_offsets`]: crate::Broker::expire_group_offsets
+    pub offsets_retention_check_interval: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -382,6 +394,8 @@ impl Default for BrokerConfig {
             clock: Arc::new(SystemClock),
             offsets_topic_partitions: 50,
             cleaner: CleanerConfig::default(),
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_retention_check_interval: Duration::from_secs(600),
         }
     }
 }

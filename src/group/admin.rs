@@ -68,9 +68,29 @@ pub struct GroupDescription {
 }
 
 impl Broker {
+    /// Expires committed offsets now, as the background thread does every
+    /// [`BrokerConfig::offsets_retention_check_interval`](crate::BrokerConfig::offsets_retention_check_interval):
+    /// each group without members loses the offsets older than
+    /// [`BrokerConfig::offsets_retention`](crate::BrokerConfig::offsets_retention)
+    /// (Kafka's `offsets.retention.minutes`), written as tombstones to
+    /// `__consumer_offsets` first. Returns how many offsets expired.
+    ///
+    /// # Errors
+    /// The first write error (that group keeps its offsets until the next run).
+    pub fn expire_group_offsets(&self) -> Result<usize> {
+        self.check_open()?;
+        let now = self.config().clock.now_ms();
+        let retention =
+            i64::try_from(self.config().offsets_retention.as_millis()).unwrap_or(i64::MAX);
+        let txns = &self.inner.txns;
+        self.inner
+            .groups
+            .expire_offsets(self, now, retention, |group| txns.pending_offsets(group))
+    }
+
     /// The ids of every group that has members or committed offsets, sorted.
     pub fn list_groups(&self) -> Vec<String> {
-        self.inner.groups.group_names()
+        self.inner.groups.live_group_names()
     }
 
     /// A group's members, their assignments, and per partition the committed offset,

@@ -134,6 +134,11 @@ pub(crate) struct Group {
     /// What was wrong with the assignor's answer at the last rebalance, returned to each
     /// member's sync until a rebalance gets a valid one.
     invalid: Option<(String, crate::group::assignor::AssignmentFault)>,
+    /// The last time (the broker's clock) the group was seen with members, or loaded:
+    /// an empty group's offsets expire `offsets_retention` after the later of this and
+    /// their commit (`i64::MIN` for a group that never had members since it was loaded
+    /// or created: a group of `assign` consumers, whose offsets expire by commit time).
+    active_ms: i64,
 }
 
 impl Group {
@@ -150,6 +155,7 @@ impl Group {
             offsets: BTreeMap::new(),
             fenced: BTreeMap::new(),
             invalid: None,
+            active_ms: i64::MIN,
         }
     }
 
@@ -186,6 +192,9 @@ impl Group {
 
     /// Removes expired members and notices topic changes; rebalances if either happened.
     fn maintain(&mut self, broker: &Broker, now: i64) {
+        if !self.members.is_empty() {
+            self.active_ms = self.active_ms.max(now);
+        }
         let expired: Vec<String> = self
             .members
             .values()
@@ -391,12 +400,69 @@ impl Coordinator {
     pub(crate) fn load(&self, broker: &Broker) -> Result<()> {
         let loaded = store::load(broker)?;
         let mut groups = self.groups.lock();
+        // Whether a loaded group had members before the restart is not stored: their
+        // offsets count as active at the load, so none expires sooner than
+        // `offsets_retention` after it.
+        let now = broker.config().clock.now_ms();
         for (name, offsets) in loaded {
             let mut g = Group::new(&name);
             g.offsets = offsets;
+            g.active_ms = now;
             groups.insert(name, Arc::new(Mutex::new(g)));
         }
         Ok(())
+    }
+
+    /// Kafka's offsets expiry (`offsets.retention.minutes`): deletes the committed
+    /// offsets of every group without members that are older than `retention_ms` at
+    /// `now`, counted from the later of their commit and the last time the group had
+    /// members, except those a transaction has pending (`pending(group)`). Each group's
+    /// expired offsets are written as tombstones to `__consumer_offsets` (fsynced) before
+    /// they are dropped. (A group left with neither stays listed until the broker is
+    /// reopened, which loads only groups with offsets: forgetting it here could race a
+    /// commit that has looked it up already.) Returns how many offsets expired.
+    ///
+    /// # Errors
+    /// The first write error; that group keeps its offsets, and the next run retries.
+    pub(crate) fn expire_offsets(
+        &self,
+        broker: &Broker,
+        now: i64,
+        retention_ms: i64,
+        pending: impl Fn(&str) -> BTreeSet<TopicPartition>,
+    ) -> Result<usize> {
+        let mut expired_total = 0;
+        for name in self.group_names() {
+            // Read before the group's lock: the transaction coordinator locks groups
+            // while it holds its own lock.
+            let pending = pending(&name);
+            let Some(g) = self.existing(&name) else {
+                continue;
+            };
+            let mut g = g.lock();
+            g.maintain(broker, now);
+            if !g.members.is_empty() {
+                continue;
+            }
+            let active_ms = g.active_ms;
+            let expired: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = g
+                .offsets
+                .iter()
+                .filter(|(tp, o)| {
+                    !pending.contains(*tp)
+                        && now.saturating_sub(o.commit_timestamp.max(active_ms)) >= retention_ms
+                })
+                .map(|(tp, _)| (tp.clone(), None))
+                .collect();
+            if !expired.is_empty() {
+                store::write(broker, &name, &expired)?;
+                for (tp, _) in &expired {
+                    g.offsets.remove(tp);
+                }
+                expired_total += expired.len();
+            }
+        }
+        Ok(expired_total)
     }
 
     fn group(&self, name: &str) -> Arc<Mutex<Group>> {
@@ -427,6 +493,24 @@ impl Coordinator {
     /// The ids of every group with members or committed offsets.
     pub(crate) fn group_names(&self) -> Vec<String> {
         self.groups.lock().keys().cloned().collect()
+    }
+
+    /// The names of the groups that have members or committed offsets, sorted.
+    pub(crate) fn live_group_names(&self) -> Vec<String> {
+        let groups: Vec<(String, Arc<Mutex<Group>>)> = self
+            .groups
+            .lock()
+            .iter()
+            .map(|(n, g)| (n.clone(), g.clone()))
+            .collect();
+        groups
+            .into_iter()
+            .filter(|(_, g)| {
+                let g = g.lock();
+                !g.members.is_empty() || !g.offsets.is_empty()
+            })
+            .map(|(n, _)| n)
+            .collect()
     }
 
     /// Forgets a group (after its tombstones are written).
@@ -609,6 +693,8 @@ impl Coordinator {
         if let Some(g) = self.existing(group) {
             let mut g = g.lock();
             if g.members.contains_key(member) {
+                let now = broker.config().clock.now_ms();
+                g.active_ms = g.active_ms.max(now);
                 g.remove_member(member);
                 g.rebalance(broker);
             }

@@ -202,6 +202,20 @@ impl TxnCoordinator {
     }
 
     /// Remembers offsets sent in the open transaction, to apply at commit.
+    /// The partitions of `group` with offsets sent to a transaction that has not ended.
+    pub(crate) fn pending_offsets(
+        &self,
+        group: &str,
+    ) -> std::collections::BTreeSet<TopicPartition> {
+        self.offsets
+            .lock()
+            .values()
+            .flatten()
+            .filter(|(g, _, _)| g == group)
+            .map(|(_, tp, _)| tp.clone())
+            .collect()
+    }
+
     pub(crate) fn add_offsets(&self, transactional_id: &str, group: &str, offsets: PendingOffsets) {
         let mut pending = self.offsets.lock();
         let list = pending.entry(transactional_id.to_string()).or_default();
