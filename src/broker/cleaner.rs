@@ -113,18 +113,21 @@ pub(crate) struct CleanerThread {
 impl CleanerThread {
     /// Starts the thread for `inner` (it holds only a weak reference).
     ///
-    /// The thread also expires group offsets every
-    /// `BrokerConfig::offsets_retention_check_interval`, so it runs even with the
-    /// cleaner disabled (then it only does that).
+    /// The thread also expires group offsets and transactional ids (each at its
+    /// `BrokerConfig` interval), so it runs even with the cleaner disabled (then it only
+    /// does that).
     pub(crate) fn start(inner: &Arc<Inner>) -> std::io::Result<()> {
         let config = inner.config.cleaner.clone();
-        let offsets_interval = inner.config.offsets_retention_check_interval;
+        let expiry = Expiry {
+            offsets: inner.config.offsets_retention_check_interval,
+            transactional_ids: inner.config.transactional_id_expiration_check_interval,
+        };
         let weak: Weak<Inner> = Arc::downgrade(inner);
         let signal = inner.cleaner.signal.clone();
         let holding = inner.cleaner.holding.clone();
         let handle = std::thread::Builder::new()
             .name("partlog-cleaner".into())
-            .spawn(move || run(&weak, &signal, &holding, &config, offsets_interval))?;
+            .spawn(move || run(&weak, &signal, &holding, &config, expiry))?;
         *inner.cleaner.thread.lock() = Some(handle.thread().id());
         *inner.cleaner.handle.lock() = Some(handle);
         Ok(())
@@ -179,20 +182,29 @@ impl Drop for Broker {
     }
 }
 
+/// How often the background thread expires what Kafka's coordinators expire.
+#[derive(Clone, Copy, Debug)]
+struct Expiry {
+    offsets: Duration,
+    transactional_ids: Duration,
+}
+
 fn run(
     weak: &Weak<Inner>,
     signal: &(Mutex<Signal>, Condvar),
     holding: &Mutex<bool>,
     config: &CleanerConfig,
-    offsets_interval: Duration,
+    expiry: Expiry,
 ) {
     let mut last_retention = Instant::now();
     let mut last_offsets_check = Instant::now();
-    // Without the cleaner, the thread wakes only to expire offsets.
+    let mut last_ids_check = Instant::now();
+    // Without the cleaner, the thread wakes only to expire.
+    let expiry_wake = expiry.offsets.min(expiry.transactional_ids);
     let wake = if config.enable {
-        config.backoff.min(offsets_interval)
+        config.backoff.min(expiry_wake)
     } else {
-        offsets_interval
+        expiry_wake
     }
     .max(Duration::from_millis(1));
     loop {
@@ -219,9 +231,13 @@ fn run(
             }
             result = broker.clean_pass(retention, false);
         }
-        if last_offsets_check.elapsed() >= offsets_interval {
+        if last_offsets_check.elapsed() >= expiry.offsets {
             last_offsets_check = Instant::now();
             result = result.and(broker.expire_group_offsets().map(drop));
+        }
+        if last_ids_check.elapsed() >= expiry.transactional_ids {
+            last_ids_check = Instant::now();
+            result = result.and(broker.expire_transactional_ids().map(drop));
         }
         signal.0.lock().last_error = result.err().map(|e| e.to_string());
         let mut holding = holding.lock();

@@ -382,6 +382,16 @@ pub struct BrokerConfig {
     ///
     /// [`Broker::expire_group_offsets`]: crate::Broker::expire_group_offsets
     pub offsets_retention_check_interval: Duration,
+    /// Kafka: `transactional.id.expiration.ms` (default 7 days). A transactional id
+    /// with no open transaction whose state has not changed for this long is forgotten
+    /// (a tombstone in `__transaction_state`).
+    pub transactional_id_expiration: Duration,
+    /// Kafka: `transaction.remove.expired.transaction.cleanup.interval.ms` (default 1
+    /// hour). How often the background thread expires transactional ids;
+    /// [`Broker::expire_transactional_ids`] runs it now.
+    ///
+    /// [`Broker::expire_transactional_ids`]: crate::Broker::expire_transactional_ids
+    pub transactional_id_expiration_check_interval: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -396,6 +406,8 @@ impl Default for BrokerConfig {
             cleaner: CleanerConfig::default(),
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             offsets_retention_check_interval: Duration::from_secs(600),
+            transactional_id_expiration: Duration::from_secs(7 * 24 * 3600),
+            transactional_id_expiration_check_interval: Duration::from_secs(3600),
         }
     }
 }

@@ -456,6 +456,24 @@ impl Broker {
         self.inner.txns.abort_expired(self)
     }
 
+    /// Forgets the transactional ids that have had no transaction for
+    /// [`BrokerConfig::transactional_id_expiration`] (Kafka's
+    /// `transactional.id.expiration.ms`) now, as the background thread does every
+    /// [`BrokerConfig::transactional_id_expiration_check_interval`]; returns them. An id
+    /// with an open transaction is kept. A producer whose id expired gets
+    /// [`Error::InvalidTxnState`] at its next transaction; a new producer's
+    /// `init_transactions` starts the id afresh, with a new producer id.
+    ///
+    /// # Errors
+    /// A write error of the coordinator (that id is kept until the next run).
+    pub fn expire_transactional_ids(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        let now = self.config().clock.now_ms();
+        let expiration = self.config().transactional_id_expiration.as_millis();
+        let expiration = i64::try_from(expiration).unwrap_or(i64::MAX);
+        self.inner.txns.expire_ids(self, now, expiration)
+    }
+
     /// A new producer writing to this broker.
     pub fn producer(&self, config: ProducerConfig) -> Producer {
         Producer::new(self.clone(), config)

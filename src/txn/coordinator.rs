@@ -201,7 +201,6 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    /// Remembers offsets sent in the open transaction, to apply at commit.
     /// The partitions of `group` with offsets sent to a transaction that has not ended.
     pub(crate) fn pending_offsets(
         &self,
@@ -216,6 +215,7 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// Remembers offsets sent in the open transaction, to apply at commit.
     pub(crate) fn add_offsets(&self, transactional_id: &str, group: &str, offsets: PendingOffsets) {
         let mut pending = self.offsets.lock();
         let list = pending.entry(transactional_id.to_string()).or_default();
@@ -280,6 +280,39 @@ impl TxnCoordinator {
     ///
     /// # Errors
     /// The first write error.
+    /// Kafka's expiry of transactional ids (`transactional.id.expiration.ms`): forgets
+    /// every id without an open transaction whose state has not changed for
+    /// `expiration_ms` at `now`, after writing a tombstone for it to the state topic
+    /// (fsynced). Returns the ids forgotten, sorted.
+    ///
+    /// # Errors
+    /// The first write error; that id is kept, and the next run retries.
+    pub(crate) fn expire_ids(
+        &self,
+        broker: &Broker,
+        now: i64,
+        expiration_ms: i64,
+    ) -> Result<Vec<String>> {
+        let mut txns = self.txns.lock();
+        let expired: Vec<String> = txns
+            .iter()
+            .filter(|(_, m)| {
+                matches!(
+                    m.state,
+                    TransactionState::Empty
+                        | TransactionState::CompleteCommit
+                        | TransactionState::CompleteAbort
+                ) && now.saturating_sub(m.last_update_ms) >= expiration_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            state_log::write_tombstone(broker, id)?;
+            txns.remove(id);
+        }
+        Ok(expired)
+    }
+
     pub(crate) fn abort_expired(&self, broker: &Broker) -> Result<Vec<String>> {
         let now = broker.config().clock.now_ms();
         let mut txns = self.txns.lock();
@@ -358,9 +391,14 @@ fn checked<'a>(
     transactional_id: &str,
     (producer_id, epoch): (i64, i16),
 ) -> Result<&'a mut TxnMetadata> {
-    let m = txns
-        .get_mut(transactional_id)
-        .ok_or_else(|| invalid(transactional_id, "the transactional id is not initialised"))?;
+    let m = txns.get_mut(transactional_id).ok_or_else(|| {
+        invalid(
+            transactional_id,
+            "the transactional id is unknown: not initialised, or expired after \
+                 transactional_id_expiration without a transaction (init_transactions \
+                 on a new producer)",
+        )
+    })?;
     if m.producer_id != producer_id || m.producer_epoch != epoch {
         return Err(Error::TransactionFenced {
             transactional_id: transactional_id.to_string(),

@@ -115,16 +115,21 @@ fn log_for(broker: &Broker, transactional_id: &str) -> Result<Arc<Log>> {
 
 /// Appends the state of `transactional_id` and returns once it is fsynced.
 pub(crate) fn write(broker: &Broker, transactional_id: &str, m: &TxnMetadata) -> Result<()> {
+    append(broker, transactional_id, Some(&encode_value(m)))
+}
+
+/// Appends a tombstone for `transactional_id` (an expired id, which loading then
+/// forgets) and returns once it is fsynced.
+pub(crate) fn write_tombstone(broker: &Broker, transactional_id: &str) -> Result<()> {
+    append(broker, transactional_id, None)
+}
+
+/// Appends one record of `transactional_id`'s key with `value` and fsyncs it.
+fn append(broker: &Broker, transactional_id: &str, value: Option<&[u8]>) -> Result<()> {
     let log = log_for(broker, transactional_id)?;
     let mut batch = BatchBuilder::new(Compression::None);
     let key = encode_key(transactional_id);
-    let value = encode_value(m);
-    batch.push(
-        broker.config().clock.now_ms(),
-        Some(&key),
-        Some(&value),
-        &[],
-    );
+    batch.push(broker.config().clock.now_ms(), Some(&key), value, &[]);
     let encoded = batch
         .build(log.codecs())
         .map_err(|source| Error::InvalidBatch {
