@@ -121,6 +121,17 @@ impl<'a> Reader<'a> {
         Err(format!("{what} has a varint longer than 5 bytes"))
     }
 
+    /// Skips a tagged-field section of a flexible version: a count, then per field its
+    /// tag, its size and its bytes.
+    pub(crate) fn skip_tagged_fields(&mut self, what: &str) -> Result<(), String> {
+        for _ in 0..self.uvarint(what)? {
+            self.uvarint(what)?;
+            let size = self.uvarint(what)?;
+            self.take(size as usize, what)?;
+        }
+        Ok(())
+    }
+
     /// A compact string: unsigned varint length + 1, then UTF-8 (0 is null, read as "").
     pub(crate) fn compact_string(&mut self, what: &str) -> Result<String, String> {
         let len = self.uvarint(what)?;

@@ -73,29 +73,47 @@ pub(crate) fn decode_key(bytes: &[u8]) -> std::result::Result<String, String> {
     }
 }
 
-/// A value (version 0; later versions add tagged fields partlog does not write).
+/// A value of version 0, or 1 (Kafka 4's first flexible version: compact arrays and
+/// strings, and tagged fields, which are skipped: the previous and next producer ids and
+/// the client's transaction version, which partlog's coordinator does not use).
 pub(crate) fn decode_value(bytes: &[u8]) -> std::result::Result<TxnMetadata, String> {
     let mut r = Reader::new(bytes);
-    let version = r.i16("value version")?;
-    if version != 0 {
-        return Err(format!("unknown value version {version}"));
-    }
+    let flexible = match r.i16("value version")? {
+        0 => false,
+        1 => true,
+        v => return Err(format!("unknown value version {v} (partlog reads 0 and 1)")),
+    };
     let producer_id = r.i64("producer id")?;
     let producer_epoch = r.i16("producer epoch")?;
     let timeout_ms = r.i32("timeout")?;
     let status = r.i8("status")?;
     let state = TransactionState::from_id(status).ok_or(format!("unknown status {status}"))?;
     let mut partitions = BTreeSet::new();
-    let topics = r.i32("partition count")?;
+    // A null array (-1, or 0 when compact) is no partitions.
+    let topics = if flexible {
+        i64::from(r.uvarint("partition count")?) - 1
+    } else {
+        i64::from(r.i32("partition count")?)
+    };
     for _ in 0..topics.max(0) {
-        let topic = r.string("topic")?;
-        let n = r.i32("partition ids")?;
+        let (topic, n) = if flexible {
+            let topic = r.compact_string("topic")?;
+            (topic, i64::from(r.uvarint("partition ids")?) - 1)
+        } else {
+            (r.string("topic")?, i64::from(r.i32("partition ids")?))
+        };
         for _ in 0..n.max(0) {
             partitions.insert(TopicPartition::new(topic.as_str(), r.i32("partition")?));
+        }
+        if flexible {
+            r.skip_tagged_fields("partition tagged fields")?;
         }
     }
     let last_update_ms = r.i64("last update")?;
     let start_ms = r.i64("start")?;
+    if flexible {
+        r.skip_tagged_fields("tagged fields")?;
+    }
     Ok(TxnMetadata {
         producer_id,
         producer_epoch,
@@ -288,5 +306,63 @@ mod tests {
         let k = encode_key("tx-1");
         assert_eq!(k, b"\0\0\0\x04tx-1");
         assert_eq!(decode_key(&k).unwrap(), "tx-1");
+    }
+
+    /// A version 1 value as Kafka 4 writes it (`TransactionLogValue.json`: flexible from
+    /// version 1, with tagged PreviousProducerId (0), NextProducerId (1) and
+    /// ClientTransactionVersion (2)), built by hand from the schema.
+    #[test]
+    fn kafka_4s_flexible_version_decodes() {
+        let mut v = Vec::new();
+        v.extend_from_slice(&1i16.to_be_bytes());
+        v.extend_from_slice(&4001i64.to_be_bytes());
+        v.extend_from_slice(&7i16.to_be_bytes());
+        v.extend_from_slice(&30_000i32.to_be_bytes());
+        v.push(2); // PrepareCommit
+        v.push(2 + 1); // two topics, compact
+        v.push(3 + 1);
+        v.extend_from_slice(b"out");
+        v.push(2 + 1); // two partition ids
+        v.extend_from_slice(&0i32.to_be_bytes());
+        v.extend_from_slice(&5i32.to_be_bytes());
+        v.push(0); // no tagged fields in the element
+        v.push(1 + 1);
+        v.extend_from_slice(b"a");
+        v.push(1 + 1);
+        v.extend_from_slice(&9i32.to_be_bytes());
+        v.extend_from_slice(&[1, 0, 1, 7]); // an unknown tagged field in the element
+        v.extend_from_slice(&21i64.to_be_bytes());
+        v.extend_from_slice(&20i64.to_be_bytes());
+        v.push(3); // tagged fields: 0 and 1 (int64), 2 (int16)
+        v.extend_from_slice(&[0, 8]);
+        v.extend_from_slice(&4000i64.to_be_bytes());
+        v.extend_from_slice(&[1, 8]);
+        v.extend_from_slice(&4002i64.to_be_bytes());
+        v.extend_from_slice(&[2, 2, 0, 2]);
+        let m = decode_value(&v).unwrap();
+        assert_eq!(
+            (m.producer_id, m.producer_epoch, m.timeout_ms, m.state),
+            (4001, 7, 30_000, TransactionState::PrepareCommit)
+        );
+        let want: BTreeSet<TopicPartition> = [("out", 0), ("out", 5), ("a", 9)]
+            .into_iter()
+            .map(|(t, p)| TopicPartition::new(t, p))
+            .collect();
+        assert_eq!(m.partitions, want);
+        assert_eq!((m.last_update_ms, m.start_ms), (21, 20));
+        for n in 0..v.len() {
+            assert!(decode_value(&v[..n]).is_err(), "truncated at {n}");
+        }
+        // A null partition array (compact 0) is no partitions.
+        let mut empty = v[..17].to_vec();
+        empty.push(0);
+        empty.extend_from_slice(&21i64.to_be_bytes());
+        empty.extend_from_slice(&20i64.to_be_bytes());
+        empty.push(0);
+        assert!(decode_value(&empty).unwrap().partitions.is_empty());
+        let mut v2 = v.clone();
+        v2[1] = 2;
+        let err = decode_value(&v2).unwrap_err();
+        assert!(err.contains("unknown value version 2"), "{err}");
     }
 }
