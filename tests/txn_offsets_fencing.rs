@@ -293,3 +293,53 @@ fn offsets_from_before_a_rebalance_are_refused_until_the_member_polls() {
     assert_eq!(committed(&b), [2, 3]);
     assert_eq!(committed_output(&broker), ["a", "bare"]);
 }
+
+#[test]
+fn a_static_member_replaced_by_its_successor_is_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let broker = setup(dir.path(), &clock);
+    let static_member = || {
+        let mut c = broker.consumer(ConsumerConfig {
+            group_id: Some("g".into()),
+            group_instance_id: Some("w1".into()),
+            partition_assignment_strategy: vec![Arc::new(RangeAssignor)],
+            auto_offset_reset: OffsetReset::Earliest,
+            enable_auto_commit: false,
+            ..ConsumerConfig::default()
+        });
+        c.subscribe(&["in"]).unwrap();
+        c
+    };
+    let mut first = static_member();
+    first.poll(NO_WAIT).unwrap();
+    let old = first.group_metadata().unwrap();
+    assert_eq!(old.group_instance_id(), Some("w1"));
+    // A second consumer with the same instance id takes the member's place.
+    let mut second = static_member();
+    second.poll(NO_WAIT).unwrap();
+    let p = txn_producer(&broker, "tx");
+    p.begin_transaction().unwrap();
+    let err = p
+        .send_offsets_to_transaction(&HashMap::from([(tp(0), 1)]), &old)
+        .unwrap_err();
+    match &err {
+        Error::FencedInstanceId {
+            group,
+            instance_id,
+            member,
+        } => {
+            assert_eq!((group.as_str(), instance_id.as_str()), ("g", "w1"));
+            assert_eq!(member, old.member_id());
+        }
+        other => panic!("expected FencedInstanceId, got {other:?}"),
+    }
+    p.abort_transaction().unwrap();
+    transact(
+        &p,
+        "ok",
+        &HashMap::from([(tp(0), 1)]),
+        &second.group_metadata().unwrap(),
+    );
+    assert_eq!(committed(&second), [1, -1]);
+}
