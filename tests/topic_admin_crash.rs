@@ -201,3 +201,37 @@ fn add_partitions_that_fails_halfway_lists_the_partitions_that_exist() {
         CleanupPolicy::Compact
     );
 }
+
+#[test]
+fn a_topic_created_again_after_a_delete_does_not_inherit_the_old_offsets_after_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let broker = open(dir);
+        broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+        let p = broker.producer(ProducerConfig::default());
+        for i in 0..10 {
+            p.send_blocking(ProducerRecord::new("t", format!("old-{i}").as_bytes()))
+                .unwrap();
+        }
+        assert_eq!(broker.delete_records("t", 0, 8).unwrap(), 8);
+        // The checkpoint files now hold the old topic's start offset, 8.
+        broker.flush().unwrap();
+        broker.delete_topic("t").unwrap();
+        broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+        for i in 0..3 {
+            p.send_blocking(ProducerRecord::new("t", format!("new-{i}").as_bytes()))
+                .unwrap();
+        }
+        // A crash: no close, no checkpoint.
+        drop(p);
+        drop(broker);
+    }
+    let broker = open(dir);
+    let partition = broker.partition("t", 0).unwrap();
+    assert_eq!(
+        (partition.log_start_offset(), partition.log_end_offset()),
+        (0, 3)
+    );
+    assert_eq!(values(&broker, "t", 1), ["new-0", "new-1", "new-2"]);
+}

@@ -521,12 +521,12 @@ impl Broker {
 }
 
 /// Deletes every partition directory of topic `name` in `dir` (closing the logs open on
-/// them).
+/// them), then its entries in the checkpoint files.
 fn remove_partition_dirs(dir: &LogDir, name: &str) -> Result<()> {
     for (topic, partition) in dir.partitions_on_disk()? {
         if topic == name {
             dir.remove_log(&topic, partition)?;
         }
     }
-    Ok(())
+    dir.forget_checkpoints(name)
 }

@@ -257,6 +257,30 @@ impl LogDir {
         write_checkpoint(&self.path.join(LOG_START_OFFSETS), &log_start_offsets)
     }
 
+    /// Takes `topic`'s partitions out of the checkpoint files on disk, leaving every
+    /// other entry as it is: once its directories are deleted, a topic created again
+    /// under the name must not open, after a crash, with the old topic's recovery point
+    /// and log start offset (a start past the new log's end would empty it).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the checkpoint file that could not be written.
+    pub fn forget_checkpoints(&self, topic: &str) -> Result<()> {
+        for name in [RECOVERY_POINTS, LOG_START_OFFSETS] {
+            let path = self.path.join(name);
+            if !path.exists() {
+                continue;
+            }
+            // An unreadable file is ignored at open as well; it is rewritten without it.
+            let mut offsets = read_checkpoint(&path).unwrap_or_default();
+            let before = offsets.len();
+            offsets.retain(|(t, _), _| t != topic);
+            if offsets.len() != before {
+                write_checkpoint(&path, &offsets)?;
+            }
+        }
+        Ok(())
+    }
+
     fn close_logs(&self, logs: &[Arc<Log>]) -> Result<()> {
         for log in logs {
             log.close()?;
