@@ -213,3 +213,59 @@ fn the_background_thread_expires_offsets_even_with_the_cleaner_off() {
     }
     assert_eq!(broker.cleaner_error(), None);
 }
+
+/// Expiry runs over and over while a transaction commits a new offset for a partition
+/// whose old offset is due to expire; each round then compacts the offsets topic and
+/// reopens the broker: the transaction's offset is what memory and disk hold. (The
+/// ordering that keeps a tombstone from following a transaction's offset is argued in
+/// `Coordinator::send_txn_offsets` and `TxnCoordinator::settle_offsets`; its windows are
+/// too narrow, and compaction leaves the active segment alone, for this to hit them
+/// reliably.)
+#[test]
+fn expiry_beside_transactional_commits_keeps_their_offsets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    setup(&open(tmp.path(), &clock));
+    for round in 0..20 {
+        let broker = open(tmp.path(), &clock);
+        // A plain commit, made old at once: due to expire.
+        assigned(&broker, "g")
+            .commit_sync_offsets(&HashMap::from([(tp(0), 1)]))
+            .unwrap();
+        clock.advance(8 * DAY);
+        let p = broker.producer(ProducerConfig {
+            transactional_id: Some("tx".into()),
+            ..ProducerConfig::default()
+        });
+        p.init_transactions().unwrap();
+        let offset = 2 + round;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    broker.expire_group_offsets().unwrap();
+                }
+            });
+            p.begin_transaction().unwrap();
+            p.send_offsets_to_transaction(&HashMap::from([(tp(0), offset)]), "g")
+                .unwrap();
+            p.commit_transaction().unwrap();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(
+            committed(&broker, "g")[0],
+            offset,
+            "round {round}, in memory"
+        );
+        broker.clean_topic("__consumer_offsets").unwrap();
+        drop(p);
+        broker.close().unwrap();
+        let broker = open(tmp.path(), &clock);
+        assert_eq!(
+            committed(&broker, "g")[0],
+            offset,
+            "round {round}, after a reopen"
+        );
+        broker.close().unwrap();
+    }
+}

@@ -461,7 +461,8 @@ impl Broker {
     /// `transactional.id.expiration.ms`) now, as the background thread does every
     /// [`BrokerConfig::transactional_id_expiration_check_interval`]; returns them. An id
     /// with an open transaction is kept. A producer whose id expired gets
-    /// [`Error::InvalidTxnState`] at its next transaction; a new producer's
+    /// [`Error::InvalidTxnState`] at its next transaction and cannot be used for
+    /// transactions again, as after Kafka's fatal errors: a new producer's
     /// `init_transactions` starts the id afresh, with a new producer id.
     ///
     /// # Errors

@@ -335,7 +335,7 @@ impl Consumer {
     /// Pass it with the offsets of a transaction, and the transaction's offsets are
     /// refused if this consumer has been removed from the group or the group has
     /// rebalanced since its last `poll`: a consumer that stalled past
-    /// `max_poll_interval` cannot commit offsets for partitions that have moved on.
+    /// `max_poll_interval` cannot send offsets for partitions that have moved on.
     /// A consumer that has not joined yet, or one that uses [`Consumer::assign`], gives
     /// no member id and generation `-1`, which are not checked.
     ///

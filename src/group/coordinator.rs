@@ -433,9 +433,6 @@ impl Coordinator {
     ) -> Result<usize> {
         let mut expired_total = 0;
         for name in self.group_names() {
-            // Read before the group's lock: the transaction coordinator locks groups
-            // while it holds its own lock.
-            let pending = pending(&name);
             let Some(g) = self.existing(&name) else {
                 continue;
             };
@@ -444,6 +441,12 @@ impl Coordinator {
             if !g.members.is_empty() {
                 continue;
             }
+            // Read under the group's lock, which `send_txn_offsets` holds while a
+            // transaction's offsets are written and registered, and which a commit takes
+            // to apply them (they stay pending until then): no tombstone can follow a
+            // transaction's offset for its partition. (The pending list's own lock is
+            // never held while a group's is taken.)
+            let pending = pending(&name);
             let active_ms = g.active_ms;
             let expired: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = g
                 .offsets
@@ -747,65 +750,37 @@ impl Coordinator {
     }
 
     /// Checks offsets that a transactional producer sends for `meta`'s group, as Kafka's
-    /// coordinator checks a `TxnOffsetCommit`: the member must still be in the group, at
-    /// the group's current generation, and (as for [`Coordinator::commit`]) own
-    /// each partition. Metadata with no member id and no generation (a bare group id,
-    /// the form of Kafka's deprecated `sendOffsetsToTransaction(offsets, groupId)`) is
-    /// not checked.
+    /// coordinator checks a `TxnOffsetCommit`, then runs `write` (which writes them and
+    /// registers them as pending) under the group's lock, so that the offsets expiry
+    /// cannot write a tombstone for their partitions in between. The member must still
+    /// be in the group, at the group's current generation, and (as for
+    /// [`Coordinator::commit`]) own each partition. Metadata with no member id and no
+    /// generation (a bare group id, the form of Kafka's deprecated
+    /// `sendOffsetsToTransaction(offsets, groupId)`) is not checked.
+    ///
+    /// `write` must not take the transaction coordinator's lock, which is held while
+    /// group locks are taken.
     ///
     /// # Errors
-    /// [`Error::CommitFailed`] naming the first partition refused and why;
-    /// [`Error::FencedInstanceId`] for a static member replaced by another consumer.
-    pub(crate) fn check_txn_offsets(
+    /// [`Error::InvalidConfig`] for a bad group id; [`Error::CommitFailed`] naming the
+    /// first partition refused and why; [`Error::FencedInstanceId`] for a static member
+    /// replaced by another consumer; `write`'s error.
+    pub(crate) fn send_txn_offsets(
         &self,
         broker: &Broker,
         meta: &ConsumerGroupMetadata,
         tps: &[TopicPartition],
+        write: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
-        if meta.member_id().is_empty() && meta.generation_id() < 0 {
-            return Ok(());
-        }
         check_group_id(meta.group_id())?;
         let now = broker.config().clock.now_ms();
         let g = self.group(meta.group_id());
         let mut g = g.lock();
         g.maintain(broker, now);
-        for tp in tps {
-            check_commit(&g, Some(meta.member_id()), tp).map_err(|e| match e {
-                // Named with the generation the offsets were sent with.
-                Error::CommitFailed {
-                    group,
-                    member,
-                    topic,
-                    partition,
-                    reason,
-                    ..
-                } => Error::CommitFailed {
-                    group,
-                    member,
-                    generation: meta.generation_id(),
-                    topic,
-                    partition,
-                    reason,
-                },
-                other => other,
-            })?;
-            if meta.generation_id() != g.generation {
-                return Err(Error::CommitFailed {
-                    group: g.name.clone(),
-                    member: meta.member_id().to_string(),
-                    generation: meta.generation_id(),
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    reason: format!(
-                        "the group rebalanced to generation {} since this consumer last \
-                         synced (poll, then retry the transaction)",
-                        g.generation
-                    ),
-                });
-            }
+        if !(meta.member_id().is_empty() && meta.generation_id() < 0) {
+            check_txn_member(&g, meta, tps)?;
         }
-        Ok(())
+        write()
     }
 
     /// Makes offsets committed inside a transaction the groups' committed offsets, once
@@ -871,6 +846,46 @@ impl Coordinator {
         }
         Ok(())
     }
+}
+
+/// [`Coordinator::send_txn_offsets`]'s checks of a member's offsets.
+fn check_txn_member(g: &Group, meta: &ConsumerGroupMetadata, tps: &[TopicPartition]) -> Result<()> {
+    for tp in tps {
+        check_commit(g, Some(meta.member_id()), tp).map_err(|e| match e {
+            // Named with the generation the offsets were sent with.
+            Error::CommitFailed {
+                group,
+                member,
+                topic,
+                partition,
+                reason,
+                ..
+            } => Error::CommitFailed {
+                group,
+                member,
+                generation: meta.generation_id(),
+                topic,
+                partition,
+                reason,
+            },
+            other => other,
+        })?;
+        if meta.generation_id() != g.generation {
+            return Err(Error::CommitFailed {
+                group: g.name.clone(),
+                member: meta.member_id().to_string(),
+                generation: meta.generation_id(),
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                reason: format!(
+                    "the group rebalanced to generation {} since this consumer last \
+                     synced (poll, then retry the transaction)",
+                    g.generation
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Kafka's rule for `group.id`: not empty (and it must fit an `int16`-length string).

@@ -209,9 +209,16 @@ impl Producer {
     /// group member, the group coordinator checks the offsets as Kafka's does: the member
     /// must still be in the group, at the group's current generation, and own each
     /// partition. A consumer removed for not polling within `max_poll_interval`, or one
-    /// that has not polled since a rebalance, is refused, so a stalled consumer cannot
-    /// commit output for input that another member now owns. The transaction can then
-    /// only be aborted. A bare group id (Kafka's deprecated
+    /// that has not polled since a rebalance began, is refused, so a consumer that
+    /// stalled cannot send offsets for input that another member now owns. The
+    /// transaction can then only be aborted. (Kafka also makes a new owner's fetch of
+    /// committed offsets wait while a transaction has offsets pending for them, its
+    /// `require_stable`; partlog does not, so a transaction whose offsets were accepted
+    /// and that then stalls past `max_poll_interval` may still commit within its
+    /// `transaction_timeout`: keep that below `max_poll_interval`, as the defaults of 60
+    /// s and 300 s are. partlog's group generation also moves when a rebalance begins
+    /// rather than when its joins complete, so offsets sent during a rebalance are
+    /// refused where Kafka may accept them.) A bare group id (Kafka's deprecated
     /// `sendOffsetsToTransaction(offsets, groupId)`) is not checked: use it for a
     /// consumer that assigns its partitions itself, fenced by its transactional id.
     ///
@@ -233,12 +240,6 @@ impl Producer {
             return Err(txn.invalid("offsets can only be sent inside a transaction"));
         }
         let broker = &self.inner.broker;
-        let mut tps: Vec<TopicPartition> = offsets.keys().cloned().collect();
-        tps.sort();
-        if let Err(e) = broker.inner.groups.check_txn_offsets(broker, &group, &tps) {
-            txn.progress.lock().offsets_refused = true;
-            return Err(e);
-        }
         let log = crate::group::store::log_for_group(broker, group_id)?;
         let count = broker.partition_count(crate::group::offsets::OFFSETS_TOPIC)?;
         let partition = crate::broker::internal::partition_for_key(group_id, count);
@@ -256,15 +257,33 @@ impl Producer {
             })
             .collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let tps: Vec<TopicPartition> = entries.iter().map(|(tp, _)| tp.clone()).collect();
         let txns = &broker.inner.txns;
+        // Before the group's lock: the transaction coordinator's lock comes first.
         txns.add_partitions(broker, &txn.transactional_id, producer, &[tp])?;
-        crate::group::store::write_transactional(broker, &log, group_id, producer, &entries)?;
-        let pending = entries
-            .into_iter()
-            .map(|(tp, o)| (group_id.to_string(), tp, o))
-            .collect();
-        txns.add_offsets(&txn.transactional_id, group_id, pending);
-        Ok(())
+        let sent = broker
+            .inner
+            .groups
+            .send_txn_offsets(broker, &group, &tps, || {
+                crate::group::store::write_transactional(
+                    broker, &log, group_id, producer, &entries,
+                )?;
+                let pending = entries
+                    .iter()
+                    .map(|(tp, o)| (group_id.to_string(), tp.clone(), o.clone()))
+                    .collect();
+                txns.add_offsets(&txn.transactional_id, group_id, pending);
+                Ok(())
+            });
+        // A refusal, or a write that may have left part of the offsets in the log: the
+        // transaction can only be aborted. (A bad group id or offset is refused before
+        // anything is written.)
+        if let Err(e) = &sent
+            && !matches!(e, Error::InvalidConfig { .. })
+        {
+            txn.progress.lock().offsets_refused = true;
+        }
+        sent
     }
 
     /// Kafka's `commitTransaction`: appends every batch of the transaction, then has the

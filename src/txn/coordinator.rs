@@ -146,11 +146,8 @@ impl TxnCoordinator {
                         txns.insert(transactional_id.to_string(), m);
                         return Err(e);
                     }
-                    let offsets = self.offsets.lock().remove(transactional_id);
-                    if commit && let Some(offsets) = offsets {
-                        // A commit decided before the fencing counts, offsets included.
-                        broker.inner.groups.apply_transactional_offsets(offsets);
-                    }
+                    // A commit decided before the fencing counts, offsets included.
+                    self.settle_offsets(broker, transactional_id, commit);
                 }
                 m.state = TransactionState::Empty;
                 m.timeout_ms = timeout_ms;
@@ -262,24 +259,24 @@ impl TxnCoordinator {
             }
         }
         complete(broker, transactional_id, m, commit)?;
-        let offsets = self.offsets.lock().remove(transactional_id);
-        if commit && let Some(offsets) = offsets {
-            broker.inner.groups.apply_transactional_offsets(offsets);
-        }
+        self.settle_offsets(broker, transactional_id, commit);
         Ok(())
     }
 
-    /// Aborts every transaction open for longer than its timeout, bumping its epoch so
-    /// that its producer is fenced, and finishes every end that failed half-way (its
-    /// decision is durable; its markers are written again); returns the transactional
-    /// ids aborted.
-    ///
-    /// A failed abort still takes effect in memory (the bumped epoch, the prepared
-    /// state), so the fenced producer cannot commit meanwhile; one transaction's failure
-    /// does not keep the others from being aborted.
-    ///
-    /// # Errors
-    /// The first write error.
+    /// Settles the offsets `transactional_id` sent once its end is complete: applied to
+    /// their groups on a commit, then forgotten. They stay listed as pending until they
+    /// are applied, so that the offsets expiry, which keeps pending partitions, never
+    /// writes a tombstone after the COMMIT marker for an offset that is about to land.
+    fn settle_offsets(&self, broker: &Broker, transactional_id: &str, commit: bool) {
+        if commit {
+            let offsets = self.offsets.lock().get(transactional_id).cloned();
+            if let Some(offsets) = offsets {
+                broker.inner.groups.apply_transactional_offsets(offsets);
+            }
+        }
+        self.offsets.lock().remove(transactional_id);
+    }
+
     /// Kafka's expiry of transactional ids (`transactional.id.expiration.ms`): forgets
     /// every id without an open transaction whose state has not changed for
     /// `expiration_ms` at `now`, after writing a tombstone for it to the state topic
@@ -313,6 +310,17 @@ impl TxnCoordinator {
         Ok(expired)
     }
 
+    /// Aborts every transaction open for longer than its timeout, bumping its epoch so
+    /// that its producer is fenced, and finishes every end that failed half-way (its
+    /// decision is durable; its markers are written again); returns the transactional
+    /// ids aborted.
+    ///
+    /// A failed abort still takes effect in memory (the bumped epoch, the prepared
+    /// state), so the fenced producer cannot commit meanwhile; one transaction's failure
+    /// does not keep the others from being aborted.
+    ///
+    /// # Errors
+    /// The first write error.
     pub(crate) fn abort_expired(&self, broker: &Broker) -> Result<Vec<String>> {
         let now = broker.config().clock.now_ms();
         let mut txns = self.txns.lock();
@@ -332,10 +340,7 @@ impl TxnCoordinator {
                 let commit = m.state == TransactionState::PrepareCommit;
                 match complete(broker, id, m, commit) {
                     Ok(()) => {
-                        let offsets = self.offsets.lock().remove(id);
-                        if commit && let Some(offsets) = offsets {
-                            broker.inner.groups.apply_transactional_offsets(offsets);
-                        }
+                        self.settle_offsets(broker, id, commit);
                         if !commit {
                             aborted.push(id.clone());
                         }
