@@ -207,23 +207,22 @@ impl Broker {
             .collect()
     }
 
-    /// Takes back a `create_topic` of `name` whose partition `failed` could not be
-    /// opened: deletes the partitions made before it (and its directory, if the failed
-    /// open made one), then lists the topics without it. Best effort: if this fails too,
-    /// the topic stays listed and the next open creates it whole.
-    fn undo_create(&self, name: &str, failed: i32) {
-        let dir = &self.inner.dir;
-        let made = dir
-            .path()
-            .join(crate::log::partition_dir_name(name, failed))
-            .is_dir();
-        let partitions = 0..failed + i32::from(made);
-        let removed = partitions
-            .into_iter()
-            .all(|p| dir.remove_log(name, p).is_ok());
-        if removed {
-            let _listed = self.save_topics();
-        }
+    /// Takes back a `create_topic` of `name` whose partition could not be opened, as
+    /// `delete_topic` would: the deletion is recorded first, so that if anything below
+    /// fails too, the next open (or `create_topic` of the name) finishes it and the
+    /// partitions made so far never come back as a topic with the default config.
+    fn undo_create(&self, name: &str) {
+        let undo = || -> Result<()> {
+            let mut deleting = store::read_deleting(self.path())?;
+            deleting.insert(name.to_string());
+            store::write_deleting(self.path(), &deleting)?;
+            self.save_topics()?;
+            remove_partition_dirs(&self.inner.dir, name)?;
+            deleting.remove(name);
+            store::write_deleting(self.path(), &deleting)
+        };
+        // The create's own error is the one returned.
+        let _undone = undo();
     }
 
     /// Finishes the deletion of `name` if one was left unfinished by an I/O error (a
@@ -278,7 +277,7 @@ impl Broker {
             match self.inner.dir.open_log(name, p, topic.config.log_config()) {
                 Ok(log) => topic.push_partition(log),
                 Err(e) => {
-                    self.undo_create(name, p);
+                    self.undo_create(name);
                     return Err(e);
                 }
             }
