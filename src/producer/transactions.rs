@@ -49,9 +49,9 @@ pub(crate) struct TxnState {
 struct Progress {
     in_transaction: bool,
     partitions: HashSet<(Arc<str>, i32)>,
-    /// The group refused offsets sent to the open transaction: it can only be aborted
-    /// (Kafka's abortable error state), so that its records are not committed without
-    /// the offsets that say they were processed.
+    /// Offsets sent to the open transaction were refused by their group, or their write
+    /// failed: it can only be aborted (Kafka's abortable error state), so that its
+    /// records are not committed without the offsets that say they were processed.
     offsets_refused: bool,
 }
 
@@ -291,8 +291,8 @@ impl Producer {
     /// (and the group the offsets) once it returns.
     ///
     /// # Errors
-    /// [`Error::InvalidTxnState`] outside a transaction, or when the group refused
-    /// offsets sent to it (abort then); [`Error::BatchFailed`] when a batch of the
+    /// [`Error::InvalidTxnState`] outside a transaction, or when offsets sent to it were
+    /// refused or not fully written (abort then); [`Error::BatchFailed`] when a batch of the
     /// transaction failed (abort then); [`Error::TransactionFenced`]; a
     /// write error (the commit is decided: calling this again finishes it, and so do the
     /// broker's timeout thread and a reopen). From the moment this is called until the
@@ -318,9 +318,10 @@ impl Producer {
                 return Err(txn.invalid("no transaction is open"));
             }
             if commit && p.offsets_refused {
-                return Err(
-                    txn.invalid("the group refused offsets sent to this transaction; abort it")
-                );
+                return Err(txn.invalid(
+                    "offsets sent to this transaction were refused or not fully written; \
+                         abort it",
+                ));
             }
         }
         // No record joins the transaction after this point: sends in progress finish
