@@ -4,6 +4,11 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// `d` in whole milliseconds, as the broker's clock counts them (`i64::MAX` past it).
+pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A source of the current time in milliseconds since the Unix epoch.
 ///
 /// The log reads it for LogAppendTime stamps, time-based roll of segments whose first

@@ -197,6 +197,14 @@ impl Broker {
         store::write_topics(self.path(), &self.topic_list())
     }
 
+    /// Writes the topic list with `name` listed at `partitions` partitions and `config`,
+    /// before its partitions exist (see `create_topic`).
+    fn save_topics_with(&self, name: &str, partitions: i32, config: &TopicConfig) -> Result<()> {
+        let mut list = self.topic_list();
+        list.insert(name.to_string(), (partitions, config.clone()));
+        store::write_topics(self.path(), &list)
+    }
+
     /// The topics as `partlog-topics` lists them: name, partition count and config.
     fn topic_list(&self) -> BTreeMap<String, (i32, TopicConfig)> {
         self.inner
@@ -212,17 +220,24 @@ impl Broker {
     /// fails too, the next open (or `create_topic` of the name) finishes it and the
     /// partitions made so far never come back as a topic with the default config.
     fn undo_create(&self, name: &str) {
-        let undo = || -> Result<()> {
-            let mut deleting = store::read_deleting(self.path())?;
-            deleting.insert(name.to_string());
-            store::write_deleting(self.path(), &deleting)?;
-            self.save_topics()?;
-            remove_partition_dirs(&self.inner.dir, name)?;
-            deleting.remove(name);
-            store::write_deleting(self.path(), &deleting)
-        };
         // The create's own error is the one returned.
-        let _undone = undo();
+        let _undone = self.delete_files(name, || {});
+    }
+
+    /// Deletes topic `name` from disk: records the deletion in `partlog-deleting`, runs
+    /// `unlist` (which takes the topic out of memory, if it is there), writes the topic
+    /// list, deletes the partition directories and their checkpoint entries, and last
+    /// takes the name out of `partlog-deleting`. From the first write on, whatever stops
+    /// it is finished by the next open (or `create_topic` of the name).
+    fn delete_files(&self, name: &str, unlist: impl FnOnce()) -> Result<()> {
+        let mut deleting = store::read_deleting(self.path())?;
+        deleting.insert(name.to_string());
+        store::write_deleting(self.path(), &deleting)?;
+        unlist();
+        self.save_topics()?;
+        remove_partition_dirs(&self.inner.dir, name)?;
+        deleting.remove(name);
+        store::write_deleting(self.path(), &deleting)
     }
 
     /// Finishes the deletion of `name` if one was left unfinished by an I/O error (a
@@ -264,9 +279,7 @@ impl Broker {
             });
         }
         self.finish_deletion(name)?;
-        let mut list = self.topic_list();
-        list.insert(name.to_string(), (partitions, config.clone()));
-        store::write_topics(self.path(), &list)?;
+        self.save_topics_with(name, partitions, &config)?;
         let topic = Topic {
             name: name.into(),
             config,
@@ -363,15 +376,10 @@ impl Broker {
         self.check_open()?;
         let _admin = self.inner.admin.lock();
         self.existing_topic(name)?;
-        let mut deleting = store::read_deleting(self.path())?;
-        deleting.insert(name.to_string());
-        store::write_deleting(self.path(), &deleting)?;
-        self.inner.topics.write().remove(name);
-        self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
-        self.save_topics()?;
-        remove_partition_dirs(&self.inner.dir, name)?;
-        deleting.remove(name);
-        store::write_deleting(self.path(), &deleting)
+        self.delete_files(name, || {
+            self.inner.topics.write().remove(name);
+            self.inner.topic_epoch.fetch_add(1, Ordering::AcqRel);
+        })
     }
 
     /// Grows a topic to `total` partitions (Kafka's `--alter --partitions`); keys then
@@ -395,9 +403,7 @@ impl Broker {
                 reason: "partitions can only be added: the new count must exceed the current one",
             });
         }
-        let mut list = self.topic_list();
-        list.insert(name.to_string(), (total, topic.config.clone()));
-        store::write_topics(self.path(), &list)?;
+        self.save_topics_with(name, total, &topic.config)?;
         let added = (current..total).try_for_each(|p| {
             let log = self
                 .inner
@@ -469,8 +475,7 @@ impl Broker {
     pub fn expire_transactional_ids(&self) -> Result<Vec<String>> {
         self.check_open()?;
         let now = self.config().clock.now_ms();
-        let expiration = self.config().transactional_id_expiration.as_millis();
-        let expiration = i64::try_from(expiration).unwrap_or(i64::MAX);
+        let expiration = crate::clock::duration_ms(self.config().transactional_id_expiration);
         self.inner.txns.expire_ids(self, now, expiration)
     }
 

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Assigned, Consumer, ConsumerRecord, TopicPartition};
+use crate::clock::duration_ms;
 use crate::error::{Error, Result};
 use crate::group::OffsetAndMetadata;
 use crate::group::coordinator::JoinRequest;
@@ -210,10 +211,6 @@ impl From<&ConsumerGroupMetadata> for ConsumerGroupMetadata {
     fn from(meta: &ConsumerGroupMetadata) -> ConsumerGroupMetadata {
         meta.clone()
     }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Whether `e` says this member is out of its group (so it rejoins).
@@ -458,8 +455,8 @@ impl Consumer {
             instance_id: self.config.group_instance_id.clone(),
             topics: m.topics.clone(),
             assignors: self.config.partition_assignment_strategy.clone(),
-            session_timeout_ms: ms(self.config.session_timeout),
-            max_poll_interval_ms: ms(self.config.max_poll_interval),
+            session_timeout_ms: duration_ms(self.config.session_timeout),
+            max_poll_interval_ms: duration_ms(self.config.max_poll_interval),
             waiter: self.waiter.clone(),
         };
         let joined = self.broker.inner.groups.join(&self.broker, req)?;
@@ -660,7 +657,8 @@ impl Consumer {
             return Ok(());
         };
         let now = self.broker.config().clock.now_ms();
-        if now.saturating_sub(m.last_auto_commit_ms) < ms(self.config.auto_commit_interval) {
+        if now.saturating_sub(m.last_auto_commit_ms) < duration_ms(self.config.auto_commit_interval)
+        {
             return Ok(());
         }
         if let Some(m) = self.membership.as_mut() {

@@ -80,8 +80,7 @@ impl Broker {
     pub fn expire_group_offsets(&self) -> Result<usize> {
         self.check_open()?;
         let now = self.config().clock.now_ms();
-        let retention =
-            i64::try_from(self.config().offsets_retention.as_millis()).unwrap_or(i64::MAX);
+        let retention = crate::clock::duration_ms(self.config().offsets_retention);
         let txns = &self.inner.txns;
         self.inner
             .groups

@@ -264,13 +264,13 @@ impl Producer {
         let sent = broker
             .inner
             .groups
-            .send_txn_offsets(broker, &group, &tps, || {
+            .send_txn_offsets(broker, &group, &tps, move || {
                 crate::group::store::write_transactional(
                     broker, &log, group_id, producer, &entries,
                 )?;
                 let pending = entries
-                    .iter()
-                    .map(|(tp, o)| (group_id.to_string(), tp.clone(), o.clone()))
+                    .into_iter()
+                    .map(|(tp, o)| (group_id.to_string(), tp, o))
                     .collect();
                 txns.add_offsets(&txn.transactional_id, group_id, pending);
                 Ok(())

@@ -294,12 +294,7 @@ impl TxnCoordinator {
         let expired: Vec<String> = txns
             .iter()
             .filter(|(_, m)| {
-                matches!(
-                    m.state,
-                    TransactionState::Empty
-                        | TransactionState::CompleteCommit
-                        | TransactionState::CompleteAbort
-                ) && now.saturating_sub(m.last_update_ms) >= expiration_ms
+                !m.state.is_open() && now.saturating_sub(m.last_update_ms) >= expiration_ms
             })
             .map(|(id, _)| id.clone())
             .collect();
