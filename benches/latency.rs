@@ -30,9 +30,10 @@
 //! between messages instead of sleeping, so that its caches stay warm: what a
 //! latency-critical pair of threads, each on its own CPU, would see.
 //!
-//! Last, `send_blocking`, `Log::append` of one batch and `Log::append_batches` of the same
-//! batch alone, each timed with every cache flushed just before it: the weight of the
-//! cache lines and pages each call touches.
+//! Last, `send_blocking`, `Log::append` of one batch, `Log::append_batches` of the same
+//! batch alone and a consumer's `poll` of the record just sent, each timed with every
+//! cache flushed just before it: the weight of the cache lines and pages each call
+//! touches.
 //!
 //! `cargo bench --bench latency` (about 6 minutes); `cargo bench --bench latency -- TEXT...`
 //! runs the runs that have a row whose name contains one of the TEXTs (`busy-spin`,
@@ -311,7 +312,8 @@ fn idempotent_batch(seq: i32) -> EncodedBatch {
 /// Calls timed in nanoseconds with every cache flushed just before (`FLUSH_BYTES`
 /// written), in turn: `send_blocking`; `Log::append` of a one-record idempotent batch
 /// (the log's own path for one batch); and `Log::append_batches` of the same batch alone
-/// in a list (the general path). A thread that has slept finds some of its footprint
+/// in a list (the general path); and a consumer's `poll` of the record that
+/// `send_blocking` wrote (the reader's side of a wake-up). A thread that has slept finds some of its footprint
 /// still cached; these find none of it, so they weigh each cache line and page a call
 /// touches, with less of the host's noise than the rows after a pause.
 fn cold_calls() -> Vec<Histogram<u64>> {
@@ -321,10 +323,15 @@ fn cold_calls() -> Vec<Histogram<u64>> {
         .create_topic("cold", 1, TopicConfig::default())
         .unwrap();
     let producer = broker.producer(ProducerConfig::default());
+    let mut consumer = broker.consumer(ConsumerConfig {
+        auto_offset_reset: OffsetReset::Earliest,
+        ..ConsumerConfig::default()
+    });
+    consumer.subscribe(&["cold"]).unwrap();
     let one = Log::open(dir.path().join("one-0"), LogConfig::default()).unwrap();
     let list = Log::open(dir.path().join("list-0"), LogConfig::default()).unwrap();
     let mut buf = vec![0u8; FLUSH_BYTES];
-    let mut hs = vec![Histogram::<u64>::new(3).unwrap(); 3];
+    let mut hs = vec![Histogram::<u64>::new(3).unwrap(); 4];
     let v = [0u8; 8];
     for n in 0..COLD_SAMPLES + COLD_SAMPLES / 10 {
         let seq = n as i32;
@@ -343,8 +350,14 @@ fn cold_calls() -> Vec<Histogram<u64>> {
         let t = Instant::now();
         list.append_batches(batches).unwrap();
         let general = t.elapsed();
+        flush_caches(&mut buf);
+        let t = Instant::now();
+        let records = consumer.poll(Duration::ZERO).unwrap();
+        let poll = t.elapsed();
+        assert_eq!(records.len(), 1, "the poll takes the record just sent");
+        drop(records);
         if n >= COLD_SAMPLES / 10 {
-            for (h, d) in hs.iter_mut().zip([send, append, general]) {
+            for (h, d) in hs.iter_mut().zip([send, append, general, poll]) {
                 h.record(d.as_nanos() as u64).unwrap();
             }
         }
@@ -725,10 +738,11 @@ fn main() {
             name, m[0], m[1], m[2]
         );
     }
-    const COLD_ROWS: [&str; 3] = [
+    const COLD_ROWS: [&str; 4] = [
         "send_blocking",
         "Log::append, one batch",
         "append_batches of one",
+        "poll of that send's record",
     ];
     if COLD_ROWS.iter().any(|name| keep(&format!("cold {name}"))) {
         println!(

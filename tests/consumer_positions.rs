@@ -16,7 +16,9 @@
 //! - two consumers reading the same uncompressed record get values that point into the
 //!   same memory (the segment's map), not copies;
 //! - a poll that meets an error on one partition after taking records of another returns
-//!   those records, and the next poll returns the error.
+//!   those records, and the next poll returns the error;
+//! - a damaged batch or a malformed record ends the records before it, with the
+//!   position past them, and the polls after it return the error, the position staying.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
@@ -767,4 +769,139 @@ fn an_error_on_one_partition_does_not_lose_records_taken_from_another() {
             .collect::<Vec<_>>(),
         vec![(1, 0), (1, 1)]
     );
+}
+
+/// Overwrites `at` in partition 0's first segment of `topic` with `bytes`, through the
+/// file (the writer's shared map sees it at once), and stores the CRC-32C of the batch
+/// that starts at `batch` again when `recrc`, so that only the change itself is wrong.
+fn damage_segment(
+    dir: &std::path::Path,
+    topic: &str,
+    at: usize,
+    bytes: &[u8],
+    batch: Option<usize>,
+) {
+    use std::os::unix::fs::FileExt;
+    let path = dir
+        .join(format!("{topic}-0"))
+        .join("00000000000000000000.log");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    file.write_all_at(bytes, at as u64).unwrap();
+    if let Some(start) = batch {
+        let mut header = [0u8; 12];
+        file.read_exact_at(&mut header, start as u64).unwrap();
+        let length = i32::from_be_bytes(header[8..12].try_into().unwrap()) as usize;
+        let mut rest = vec![0u8; length - 9];
+        file.read_exact_at(&mut rest, start as u64 + 21).unwrap();
+        let crc = crc32c::crc32c(&rest);
+        file.write_all_at(&crc.to_be_bytes(), start as u64 + 17)
+            .unwrap();
+    }
+}
+
+/// Where `needle` first occurs in partition 0's first segment of `topic`.
+fn find_in_segment(dir: &std::path::Path, topic: &str, needle: &[u8]) -> usize {
+    let path = dir
+        .join(format!("{topic}-0"))
+        .join("00000000000000000000.log");
+    let data = std::fs::read(path).unwrap();
+    data.windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in the segment"))
+}
+
+/// A batch whose checksum fails, after good ones: the polls return every record before
+/// it, one by one when `max_poll_records` is 1, with the position moving past each; then
+/// the error, naming the batch's offset, and it stays put, at the damaged batch.
+#[test]
+fn a_damaged_batch_ends_the_records_before_it_and_then_is_the_error() {
+    let (dir, broker) = open();
+    broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+    produce_batch(&broker, "t", 0, 0, 2);
+    produce_batch(&broker, "t", 0, 2, 2);
+    produce_batch(&broker, "t", 0, 4, 2);
+    // Change the value of record 2 (`v2` → `x2`) without its CRC.
+    let at = find_in_segment(dir.path(), "t", b"v2");
+    damage_segment(dir.path(), "t", at, b"x", None);
+    let tp = TopicPartition::new("t", 0);
+    for max_poll_records in [500, 1] {
+        let mut c = broker.consumer(ConsumerConfig {
+            auto_offset_reset: OffsetReset::Earliest,
+            max_poll_records,
+            ..ConsumerConfig::default()
+        });
+        c.assign(std::slice::from_ref(&tp)).unwrap();
+        let mut got = Vec::new();
+        let err = loop {
+            match c.poll(Duration::ZERO) {
+                Ok(records) => {
+                    assert!(
+                        !records.is_empty(),
+                        "a poll before the error returned nothing"
+                    );
+                    assert!(records.len() <= max_poll_records);
+                    got.extend(records);
+                    assert_eq!(c.position(&tp).unwrap(), got.last().unwrap().offset + 1);
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            values(&got),
+            vec!["v0", "v1"],
+            "max_poll_records {max_poll_records}"
+        );
+        assert!(
+            matches!(&err, partlog::Error::CorruptRecords { offset: 2, partition, .. }
+                if partition == "t-0"),
+            "{err:?}"
+        );
+        assert_eq!(c.position(&tp).unwrap(), 2);
+        let again = c.poll(Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(again, partlog::Error::CorruptRecords { offset: 2, .. }),
+            "{again:?}"
+        );
+    }
+}
+
+/// A record that does not decode, in a batch whose checksum holds: the records of the
+/// batch before it are returned and the position moves past them; the next poll is the
+/// error, and the position stays at the bad record, however the polls are cut.
+#[test]
+fn a_malformed_record_inside_a_batch_returns_the_records_before_it_then_the_error() {
+    let (dir, broker) = open();
+    broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+    produce_batch(&broker, "t", 0, 0, 3);
+    // Record 1's value length (zigzag 2 = 0x04) becomes 50 (0x64): beyond its record.
+    let at = find_in_segment(dir.path(), "t", b"\x04v1");
+    damage_segment(dir.path(), "t", at, &[0x64], Some(0));
+    let tp = TopicPartition::new("t", 0);
+    for max_poll_records in [500, 1] {
+        let mut c = broker.consumer(ConsumerConfig {
+            auto_offset_reset: OffsetReset::Earliest,
+            max_poll_records,
+            ..ConsumerConfig::default()
+        });
+        c.assign(std::slice::from_ref(&tp)).unwrap();
+        let first = c.poll(Duration::ZERO).unwrap();
+        assert_eq!(
+            values(&first),
+            vec!["v0"],
+            "max_poll_records {max_poll_records}"
+        );
+        assert_eq!(c.position(&tp).unwrap(), 1);
+        for _ in 0..2 {
+            let err = c.poll(Duration::ZERO).unwrap_err();
+            assert!(
+                matches!(&err, partlog::Error::CorruptRecords { offset: 0, .. }),
+                "{err:?}"
+            );
+            assert_eq!(c.position(&tp).unwrap(), 1);
+        }
+    }
 }

@@ -451,21 +451,30 @@ impl Consumer {
     }
 
     /// Moves the records of assigned partition `idx` that `out` has room for (up to
-    /// `max_poll_records`) into `out`, reading more first if none are buffered.
+    /// `max_poll_records`) into `out`: the buffered ones, or when none are buffered, the
+    /// next batches read and decoded straight into `out`, the rest kept in the buffer.
+    ///
+    /// The position moves past every record put in `out`, also when reading fails
+    /// midway: those records are returned and the error meets the next poll.
     fn take_from(&mut self, idx: usize, out: &mut Vec<ConsumerRecord>) -> Result<()> {
         self.ensure_position(idx)?;
-        self.fill(idx)?;
-        let a = &mut self.assigned[idx];
         let want = self.config.max_poll_records - out.len();
-        let take = want.min(a.buffer.len());
-        out.extend(a.buffer.drain(..take));
-        if let Some(last) = out.last().filter(|_| take > 0) {
+        let before = out.len();
+        let a = &mut self.assigned[idx];
+        let result = if a.buffer.is_empty() {
+            self.fill(idx, out, want)
+        } else {
+            out.extend(a.buffer.drain(..want.min(a.buffer.len())));
+            Ok(())
+        };
+        let a = &mut self.assigned[idx];
+        if let Some(last) = out.last().filter(|_| out.len() > before) {
             a.position = Some(last.offset + 1);
         }
         if a.buffer.is_empty() {
             a.position = Some(a.fetch.max(a.position.unwrap_or(a.fetch)));
         }
-        Ok(())
+        result
     }
 
     /// Sets a position from `auto_offset_reset` when there is none or it left the log.
@@ -502,13 +511,16 @@ impl Consumer {
         Ok(())
     }
 
-    /// Reads and decodes the next batches of a partition into its buffer.
-    fn fill(&mut self, idx: usize) -> Result<()> {
+    /// Reads and decodes the next batches of a partition (whose buffer is empty): the
+    /// first `want` records into `out`, the rest into the buffer. A record goes straight
+    /// to the caller, without a stop in the buffer; `out` grows by what the batch holds
+    /// at most.
+    fn fill(&mut self, idx: usize, out: &mut Vec<ConsumerRecord>, mut want: usize) -> Result<()> {
         let max = self.config.max_partition_fetch_bytes;
         let isolation = self.config.isolation_level;
         let a = &mut self.assigned[idx];
         let upper = isolation.upper(&a.log);
-        if !a.buffer.is_empty() || a.fetch >= upper {
+        if a.fetch >= upper {
             return Ok(());
         }
         let position = a.position.unwrap_or(a.fetch);
@@ -530,12 +542,14 @@ impl Consumer {
                     offset: batch.base_offset(),
                     source,
                 };
-                for r in batch.records(a.log.codecs()).map_err(corrupt)? {
+                let records = batch.records(a.log.codecs()).map_err(corrupt)?;
+                out.reserve(want.min(usize::try_from(batch.records_count()).unwrap_or(0)));
+                for r in records {
                     let r = r.map_err(corrupt)?;
                     if r.offset < position {
                         continue;
                     }
-                    a.buffer.push_back(ConsumerRecord {
+                    let record = ConsumerRecord {
                         topic: a.topic.clone(),
                         partition: a.tp.partition,
                         offset: r.offset,
@@ -544,7 +558,13 @@ impl Consumer {
                         key: r.key,
                         value: r.value,
                         headers: r.headers,
-                    });
+                    };
+                    if want > 0 {
+                        want -= 1;
+                        out.push(record);
+                    } else {
+                        a.buffer.push_back(record);
+                    }
                 }
             }
             a.fetch = next;
