@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{ArcMutexGuard, Mutex, RawMutex};
 
 use super::assignor::{Assignor, MemberSubscription, RebalanceProtocol, validate_assignment};
 use super::offsets::{OffsetAndMetadata, fits_string};
@@ -41,6 +41,9 @@ use crate::broker::Broker;
 use crate::consumer::{ConsumerGroupMetadata, TopicPartition};
 use crate::error::{Error, Result};
 use crate::log::Waiter;
+
+/// A locked group, owning a reference to it.
+type GroupGuard = ArcMutexGuard<RawMutex, Group>;
 
 /// Every group of one broker.
 #[derive(Debug, Default)]
@@ -139,6 +142,11 @@ pub(crate) struct Group {
     /// their commit (`i64::MIN` for a group that never had members since it was loaded
     /// or created: a group of `assign` consumers, whose offsets expire by commit time).
     active_ms: i64,
+    /// Deleted by `delete_group`, which sets this and takes the group out of the
+    /// coordinator's map under the group's lock: a thread that looked the group up before
+    /// finds this once it holds the lock, and looks the name up again
+    /// ([`Coordinator::lock_group`]), so that nothing lands in a forgotten group.
+    deleted: bool,
 }
 
 impl Group {
@@ -156,6 +164,7 @@ impl Group {
             fenced: BTreeMap::new(),
             invalid: None,
             active_ms: i64::MIN,
+            deleted: false,
         }
     }
 
@@ -418,9 +427,9 @@ impl Coordinator {
     /// `now`, counted from the later of their commit and the last time the group had
     /// members, except those a transaction has pending (`pending(group)`). Each group's
     /// expired offsets are written as tombstones to `__consumer_offsets` (fsynced) before
-    /// they are dropped. (A group left with neither stays listed until the broker is
-    /// reopened, which loads only groups with offsets: forgetting it here could race a
-    /// commit that has looked it up already.) Returns how many offsets expired.
+    /// they are dropped. (A group left with neither stays in memory, out of
+    /// `list_groups`, until the broker is reopened, which loads only groups with
+    /// offsets.) Returns how many offsets expired.
     ///
     /// # Errors
     /// The first write error; that group keeps its offsets, and the next run retries.
@@ -433,10 +442,9 @@ impl Coordinator {
     ) -> Result<usize> {
         let mut expired_total = 0;
         for name in self.group_names() {
-            let Some(g) = self.existing(&name) else {
+            let Some(mut g) = self.lock_existing(&name) else {
                 continue;
             };
-            let mut g = g.lock();
             g.maintain(broker, now);
             if !g.members.is_empty() {
                 continue;
@@ -480,6 +488,27 @@ impl Coordinator {
         self.groups.lock().get(name).cloned()
     }
 
+    /// Locks group `name`, creating it if there is none. A group deleted while this
+    /// thread waited for its lock is out of the map by then: the name is looked up again.
+    fn lock_group(&self, name: &str) -> GroupGuard {
+        loop {
+            let g = self.group(name).lock_arc();
+            if !g.deleted {
+                return g;
+            }
+        }
+    }
+
+    /// Locks group `name` if it exists, as [`Coordinator::lock_group`] does.
+    fn lock_existing(&self, name: &str) -> Option<GroupGuard> {
+        loop {
+            let g = self.existing(name)?.lock_arc();
+            if !g.deleted {
+                return Some(g);
+            }
+        }
+    }
+
     /// Runs `f` on a group after removing its expired members.
     pub(crate) fn with_group<T>(
         &self,
@@ -487,8 +516,7 @@ impl Coordinator {
         name: &str,
         f: impl FnOnce(&mut Group) -> T,
     ) -> Option<T> {
-        let g = self.existing(name)?;
-        let mut g = g.lock();
+        let mut g = self.lock_existing(name)?;
         g.maintain(broker, broker.config().clock.now_ms());
         Some(f(&mut g))
     }
@@ -516,11 +544,6 @@ impl Coordinator {
             .collect()
     }
 
-    /// Forgets a group (after its tombstones are written).
-    pub(crate) fn forget(&self, name: &str) {
-        self.groups.lock().remove(name);
-    }
-
     /// Adds a member (or brings a static one back) and rebalances if the membership
     /// changed.
     ///
@@ -530,8 +553,7 @@ impl Coordinator {
     pub(crate) fn join(&self, broker: &Broker, req: JoinRequest) -> Result<Joined> {
         check_group_id(&req.group)?;
         let now = broker.config().clock.now_ms();
-        let g = self.group(&req.group);
-        let mut g = g.lock();
+        let mut g = self.lock_group(&req.group);
         g.maintain(broker, now);
         check_assignors(&g, &req)?;
         let id = self.new_member_id(&req);
@@ -598,8 +620,7 @@ impl Coordinator {
     /// [`Error::UnknownMember`] or [`Error::FencedInstanceId`].
     pub(crate) fn begin_poll(&self, broker: &Broker, group: &str, member: &str) -> Result<()> {
         let now = broker.config().clock.now_ms();
-        let g = self.group(group);
-        let mut g = g.lock();
+        let mut g = self.lock_group(group);
         g.maintain(broker, now);
         let m = g.member_mut(member)?;
         m.polling = true;
@@ -618,8 +639,7 @@ impl Coordinator {
         member: &str,
     ) -> Result<SyncStep> {
         let now = broker.config().clock.now_ms();
-        let g = self.group(group);
-        let mut g = g.lock();
+        let mut g = self.lock_group(group);
         g.maintain(broker, now);
         if let Some((assignor, fault)) = &g.invalid {
             return Err(Error::InvalidAssignment {
@@ -654,8 +674,7 @@ impl Coordinator {
         member: &str,
         revoked: &[TopicPartition],
     ) -> Result<(Vec<TopicPartition>, i32)> {
-        let g = self.group(group);
-        let mut g = g.lock();
+        let mut g = self.lock_group(group);
         let generation = g.generation;
         let m = g.member_mut(member)?;
         let released: Vec<TopicPartition> = revoked
@@ -683,8 +702,8 @@ impl Coordinator {
     /// Marks the end of a member's poll (the `max_poll_interval` clock starts).
     pub(crate) fn poll_done(&self, broker: &Broker, group: &str, member: &str) {
         let now = broker.config().clock.now_ms();
-        if let Some(g) = self.existing(group)
-            && let Some(m) = g.lock().members.get_mut(member)
+        if let Some(mut g) = self.lock_existing(group)
+            && let Some(m) = g.members.get_mut(member)
         {
             m.polling = false;
             m.last_poll_ms = now;
@@ -693,14 +712,13 @@ impl Coordinator {
 
     /// Removes a member (Kafka's LeaveGroup) and rebalances the others.
     pub(crate) fn leave(&self, broker: &Broker, group: &str, member: &str) {
-        if let Some(g) = self.existing(group) {
-            let mut g = g.lock();
-            if g.members.contains_key(member) {
-                let now = broker.config().clock.now_ms();
-                g.active_ms = g.active_ms.max(now);
-                g.remove_member(member);
-                g.rebalance(broker);
-            }
+        if let Some(mut g) = self.lock_existing(group)
+            && g.members.contains_key(member)
+        {
+            let now = broker.config().clock.now_ms();
+            g.active_ms = g.active_ms.max(now);
+            g.remove_member(member);
+            g.rebalance(broker);
         }
     }
 
@@ -708,8 +726,8 @@ impl Coordinator {
     /// `session_timeout` passes, as Kafka keeps a static member that stops heartbeating.
     pub(crate) fn depart(&self, broker: &Broker, group: &str, member: &str) {
         let now = broker.config().clock.now_ms();
-        if let Some(g) = self.existing(group)
-            && let Some(m) = g.lock().members.get_mut(member)
+        if let Some(mut g) = self.lock_existing(group)
+            && let Some(m) = g.members.get_mut(member)
         {
             m.departed_ms = Some(now);
             m.polling = false;
@@ -733,8 +751,7 @@ impl Coordinator {
     ) -> Result<()> {
         check_group_id(group)?;
         let now = broker.config().clock.now_ms();
-        let g = self.group(group);
-        let mut g = g.lock();
+        let mut g = self.lock_group(group);
         g.maintain(broker, now);
         for (tp, value) in &offsets {
             check_commit(&g, member, tp)?;
@@ -774,8 +791,7 @@ impl Coordinator {
     ) -> Result<()> {
         check_group_id(meta.group_id())?;
         let now = broker.config().clock.now_ms();
-        let g = self.group(meta.group_id());
-        let mut g = g.lock();
+        let mut g = self.lock_group(meta.group_id());
         g.maintain(broker, now);
         if !(meta.member_id().is_empty() && meta.generation_id() < 0) {
             check_txn_member(&g, meta, tps)?;
@@ -790,7 +806,7 @@ impl Coordinator {
         offsets: Vec<(String, TopicPartition, OffsetAndMetadata)>,
     ) {
         for (group, tp, value) in offsets {
-            self.group(&group).lock().offsets.insert(tp, value);
+            self.lock_group(&group).offsets.insert(tp, value);
         }
     }
 
@@ -800,10 +816,9 @@ impl Coordinator {
         group: &str,
         tps: &[TopicPartition],
     ) -> HashMap<TopicPartition, OffsetAndMetadata> {
-        let Some(g) = self.existing(group) else {
+        let Some(g) = self.lock_existing(group) else {
             return HashMap::new();
         };
-        let g = g.lock();
         tps.iter()
             .filter_map(|tp| Some((tp.clone(), g.offsets.get(tp)?.clone())))
             .collect()
@@ -819,12 +834,11 @@ impl Coordinator {
         records: Vec<(TopicPartition, Option<OffsetAndMetadata>)>,
         forget: bool,
     ) -> Result<()> {
-        let Some(g) = self.existing(group) else {
+        let Some(mut g) = self.lock_existing(group) else {
             return Err(Error::UnknownGroup {
                 group: group.to_string(),
             });
         };
-        let mut g = g.lock();
         g.maintain(broker, broker.config().clock.now_ms());
         if g.member_count() > 0 {
             return Err(Error::GroupNotEmpty {
@@ -841,8 +855,16 @@ impl Coordinator {
             };
         }
         if forget {
-            drop(g);
-            self.forget(group);
+            // Under the group's lock, so that a thread waiting for it finds it deleted
+            // and looks again, rather than committing into a forgotten group.
+            g.deleted = true;
+            let mut groups = self.groups.lock();
+            if groups
+                .get(group)
+                .is_some_and(|x| Arc::ptr_eq(x, ArcMutexGuard::mutex(&g)))
+            {
+                groups.remove(group);
+            }
         }
         Ok(())
     }
