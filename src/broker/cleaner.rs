@@ -96,7 +96,43 @@ pub struct PartitionCleanReport {
 #[derive(Debug, Default)]
 struct Signal {
     stop: bool,
-    last_error: Option<String>,
+    /// Each task's error at its last run ([`Task`]), until that task runs again.
+    errors: [Option<String>; 3],
+}
+
+/// What the background thread does, each at its own interval.
+#[derive(Clone, Copy, Debug)]
+enum Task {
+    /// Retention and compaction.
+    Cleaning,
+    /// Kafka's `offsets.retention.minutes`.
+    OffsetsExpiry,
+    /// Kafka's `transactional.id.expiration.ms`.
+    TransactionalIdExpiry,
+}
+
+impl Task {
+    fn name(self) -> &'static str {
+        match self {
+            Task::Cleaning => "cleaning",
+            Task::OffsetsExpiry => "offsets expiry",
+            Task::TransactionalIdExpiry => "transactional id expiry",
+        }
+    }
+}
+
+impl Signal {
+    /// Records how `task` ran: its error replaces the one of its previous run, and
+    /// success clears it. The other tasks' errors stay.
+    fn record(&mut self, task: Task, result: Result<()>) {
+        self.errors[task as usize] = result.err().map(|e| format!("{}: {e}", task.name()));
+    }
+
+    /// The errors of the tasks whose last run failed, joined; `None` when none did.
+    fn last_error(&self) -> Option<String> {
+        let errors: Vec<&str> = self.errors.iter().flatten().map(String::as_str).collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
 }
 
 /// The background thread and its stop signal.
@@ -153,7 +189,7 @@ impl CleanerThread {
     }
 
     fn last_error(&self) -> Option<String> {
-        self.signal.0.lock().last_error.clone()
+        self.signal.0.lock().last_error()
     }
 }
 
@@ -223,23 +259,24 @@ fn run(
             *holding = true;
             Broker { inner }
         };
-        let mut result = Ok(());
+        let record = |task, result| signal.0.lock().record(task, result);
         if config.enable {
             let retention = last_retention.elapsed() >= config.retention_check_interval;
             if retention {
                 last_retention = Instant::now();
             }
-            result = broker.clean_pass(retention, false);
+            record(Task::Cleaning, broker.clean_pass(retention, false));
         }
         if last_offsets_check.elapsed() >= expiry.offsets {
             last_offsets_check = Instant::now();
-            result = result.and(broker.expire_group_offsets().map(drop));
+            let expired = broker.expire_group_offsets().map(drop);
+            record(Task::OffsetsExpiry, expired);
         }
         if last_ids_check.elapsed() >= expiry.transactional_ids {
             last_ids_check = Instant::now();
-            result = result.and(broker.expire_transactional_ids().map(drop));
+            let expired = broker.expire_transactional_ids().map(drop);
+            record(Task::TransactionalIdExpiry, expired);
         }
-        signal.0.lock().last_error = result.err().map(|e| e.to_string());
         let mut holding = holding.lock();
         *holding = false;
         drop(broker);
@@ -303,7 +340,10 @@ impl Broker {
         Ok(start)
     }
 
-    /// Why the background cleaner's last pass failed, if it did.
+    /// Why the background thread's last run of each of its tasks failed, for those that
+    /// did: cleaning (retention and compaction), offsets expiry and transactional id
+    /// expiry, each named, joined by `; `. A task's error stays until that task runs
+    /// again, whatever the others do meanwhile; `None` when every last run succeeded.
     pub fn cleaner_error(&self) -> Option<String> {
         self.inner.cleaner.last_error()
     }
@@ -428,5 +468,49 @@ impl Broker {
             }
         }
         write_checkpoint(&self.path().join(CLEANER_CHECKPOINT), &offsets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Signal, Task};
+    use crate::Error;
+
+    fn failed(group: &str) -> crate::error::Result<()> {
+        Err(Error::UnknownGroup {
+            group: group.to_string(),
+        })
+    }
+
+    /// An expiry's error is still reported after later cleaning passes succeed, and each
+    /// task's next run replaces or clears only its own.
+    #[test]
+    fn each_task_keeps_its_error_until_it_runs_again() {
+        let mut s = Signal::default();
+        assert_eq!(s.last_error(), None);
+        s.record(Task::OffsetsExpiry, failed("a"));
+        s.record(Task::Cleaning, Ok(()));
+        s.record(Task::Cleaning, Ok(()));
+        assert_eq!(
+            s.last_error().as_deref(),
+            Some("offsets expiry: unknown group \"a\"")
+        );
+        s.record(Task::Cleaning, failed("b"));
+        s.record(Task::TransactionalIdExpiry, failed("c"));
+        assert_eq!(
+            s.last_error().as_deref(),
+            Some(
+                "cleaning: unknown group \"b\"; offsets expiry: unknown group \"a\"; \
+                 transactional id expiry: unknown group \"c\""
+            )
+        );
+        s.record(Task::OffsetsExpiry, Ok(()));
+        s.record(Task::Cleaning, Ok(()));
+        assert_eq!(
+            s.last_error().as_deref(),
+            Some("transactional id expiry: unknown group \"c\"")
+        );
+        s.record(Task::TransactionalIdExpiry, Ok(()));
+        assert_eq!(s.last_error(), None);
     }
 }
