@@ -772,8 +772,8 @@ fn an_error_on_one_partition_does_not_lose_records_taken_from_another() {
 }
 
 /// Overwrites `at` in partition 0's first segment of `topic` with `bytes`, through the
-/// file (the writer's shared map sees it at once), and stores the CRC-32C of the batch
-/// that starts at `batch` again when `recrc`, so that only the change itself is wrong.
+/// file (the writer's shared map sees it at once). With `batch`, the position of the batch
+/// holding `at`, its CRC-32C is stored again, so that only the change itself is wrong.
 fn damage_segment(
     dir: &std::path::Path,
     topic: &str,
@@ -814,6 +814,21 @@ fn find_in_segment(dir: &std::path::Path, topic: &str, needle: &[u8]) -> usize {
         .unwrap_or_else(|| panic!("{needle:?} not in the segment"))
 }
 
+/// A consumer of `tp` alone, from the earliest offset, taking up to `max_poll_records`.
+fn assigned_from_earliest(
+    broker: &Broker,
+    tp: &TopicPartition,
+    max_poll_records: usize,
+) -> Consumer {
+    let mut c = broker.consumer(ConsumerConfig {
+        auto_offset_reset: OffsetReset::Earliest,
+        max_poll_records,
+        ..ConsumerConfig::default()
+    });
+    c.assign(std::slice::from_ref(tp)).unwrap();
+    c
+}
+
 /// A batch whose checksum fails, after good ones: the polls return every record before
 /// it, one by one when `max_poll_records` is 1, with the position moving past each; then
 /// the error, naming the batch's offset, and it stays put, at the damaged batch.
@@ -829,12 +844,7 @@ fn a_damaged_batch_ends_the_records_before_it_and_then_is_the_error() {
     damage_segment(dir.path(), "t", at, b"x", None);
     let tp = TopicPartition::new("t", 0);
     for max_poll_records in [500, 1] {
-        let mut c = broker.consumer(ConsumerConfig {
-            auto_offset_reset: OffsetReset::Earliest,
-            max_poll_records,
-            ..ConsumerConfig::default()
-        });
-        c.assign(std::slice::from_ref(&tp)).unwrap();
+        let mut c = assigned_from_earliest(&broker, &tp, max_poll_records);
         let mut got = Vec::new();
         let err = loop {
             match c.poll(Duration::ZERO) {
@@ -882,12 +892,7 @@ fn a_malformed_record_inside_a_batch_returns_the_records_before_it_then_the_erro
     damage_segment(dir.path(), "t", at, &[0x64], Some(0));
     let tp = TopicPartition::new("t", 0);
     for max_poll_records in [500, 1] {
-        let mut c = broker.consumer(ConsumerConfig {
-            auto_offset_reset: OffsetReset::Earliest,
-            max_poll_records,
-            ..ConsumerConfig::default()
-        });
-        c.assign(std::slice::from_ref(&tp)).unwrap();
+        let mut c = assigned_from_earliest(&broker, &tp, max_poll_records);
         let first = c.poll(Duration::ZERO).unwrap();
         assert_eq!(
             values(&first),
