@@ -50,46 +50,52 @@ fn a_commit_with_an_invalid_group_id_is_refused_and_the_broker_reopens() {
     assert_eq!(committed[&tp].offset, 3);
 }
 
-/// The committed offset of `tp` that `broker` holds for group `g` in memory, `None` when
-/// the group or its offset is gone.
-fn committed_in_memory(broker: &Broker, tp: &TopicPartition) -> Option<i64> {
+/// The committed offsets that `broker` holds for group `g` in memory, by partition
+/// (empty when the group is gone).
+fn committed_in_memory(broker: &Broker) -> Vec<(i32, i64)> {
     match broker.describe_group("g") {
         Ok(d) => d
             .partitions
             .iter()
-            .find(|p| &p.partition == tp)
-            .and_then(|p| p.committed),
-        Err(Error::UnknownGroup { .. }) => None,
+            .filter_map(|p| Some((p.partition.partition, p.committed?)))
+            .collect(),
+        Err(Error::UnknownGroup { .. }) => Vec::new(),
         Err(e) => panic!("describe_group: {e}"),
     }
 }
 
-/// `delete_group` racing a commit: whichever comes first, the offset the broker holds in
-/// memory afterwards is the one a reopen reads back from `__consumer_offsets`. A commit
-/// that looked the group up before the deletion, and got its lock after, used to land in
-/// the log but in the forgotten group: gone from memory, back after a reopen.
+/// `delete_group` racing a commit: whichever comes first, the offsets the broker holds
+/// in memory afterwards are the ones a reopen reads back from `__consumer_offsets`. Each
+/// round commits a partition the group has no offset for yet, beside one it has. A
+/// commit that looked the group up before the deletion, and got its lock after, used to
+/// land in the log but in the forgotten group: gone from memory, back after a reopen;
+/// and a commit between the deletion's choice of tombstones and its write got none (a
+/// narrow window, which this test meets in some runs only).
 #[test]
 fn delete_group_racing_a_commit_leaves_memory_and_log_alike() {
+    const ROUNDS: i32 = 40;
     let tmp = tempfile::tempdir().unwrap();
-    let tp = TopicPartition::new("t", 0);
     let mut broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
-    broker.create_topic("t", 1, TopicConfig::default()).unwrap();
-    let commit = |broker: &Broker, offset: i64| {
+    broker
+        .create_topic("t", ROUNDS + 1, TopicConfig::default())
+        .unwrap();
+    let commit = |broker: &Broker, partition: i32, offset: i64| {
+        let tp = TopicPartition::new("t", partition);
         let mut c = broker.consumer(ConsumerConfig {
             group_id: Some("g".into()),
             ..ConsumerConfig::default()
         });
         c.assign(std::slice::from_ref(&tp)).unwrap();
-        c.commit_sync_offsets(&HashMap::from([(tp.clone(), offset)]))
+        c.commit_sync_offsets(&HashMap::from([(tp, offset)]))
             .unwrap();
     };
-    for round in 1..=40 {
-        commit(&broker, 0);
+    for round in 1..=ROUNDS {
+        commit(&broker, 0, 0);
         let start = std::sync::Barrier::new(2);
         std::thread::scope(|s| {
             s.spawn(|| {
                 start.wait();
-                commit(&broker, round);
+                commit(&broker, round, i64::from(round));
             });
             start.wait();
             match broker.delete_group("g") {
@@ -97,17 +103,17 @@ fn delete_group_racing_a_commit_leaves_memory_and_log_alike() {
                 Err(e) => panic!("delete_group: {e}"),
             }
         });
-        let before = committed_in_memory(&broker, &tp);
+        let before = committed_in_memory(&broker);
         assert!(
-            before.is_none_or(|r| r == round),
+            before.is_empty() || before == vec![(round, i64::from(round))],
             "round {round}: {before:?}"
         );
         broker.close().unwrap();
         broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
         assert_eq!(
-            committed_in_memory(&broker, &tp),
+            committed_in_memory(&broker),
             before,
-            "round {round}: the reopened broker reads another offset than it held"
+            "round {round}: the reopened broker reads other offsets than it held"
         );
     }
 }

@@ -152,7 +152,7 @@ impl Broker {
     ///
     /// # Errors
     /// [`Error::GroupNotEmpty`] while the group has members; [`Error::UnknownTopic`];
-    /// a read or write error.
+    /// [`Error::InvalidConfig`] for an empty or over-long group id; a read or write error.
     pub fn reset_group_offsets(
         &self,
         group: &str,
@@ -175,7 +175,7 @@ impl Broker {
             };
             new.push((TopicPartition::new(topic, p), offset));
         }
-        let records = new
+        let offsets = new
             .iter()
             .map(|(tp, offset)| {
                 let value = OffsetAndMetadata {
@@ -183,13 +183,10 @@ impl Broker {
                     metadata: String::new(),
                     commit_timestamp: now,
                 };
-                (tp.clone(), Some(value))
+                (tp.clone(), value)
             })
             .collect();
-        self.inner.groups.ensure(group)?;
-        self.inner
-            .groups
-            .admin_write(self, group, "resetting offsets", records, false)?;
+        self.inner.groups.reset_offsets(self, group, offsets)?;
         Ok(new)
     }
 
@@ -199,16 +196,6 @@ impl Broker {
     /// # Errors
     /// [`Error::UnknownGroup`], [`Error::GroupNotEmpty`], or the write's error.
     pub fn delete_group(&self, group: &str) -> Result<()> {
-        let tps: Vec<TopicPartition> = self
-            .inner
-            .groups
-            .with_group(self, group, |g| g.offsets.keys().cloned().collect())
-            .ok_or_else(|| Error::UnknownGroup {
-                group: group.to_string(),
-            })?;
-        let records = tps.into_iter().map(|tp| (tp, None)).collect();
-        self.inner
-            .groups
-            .admin_write(self, group, "deleting the group", records, true)
+        self.inner.groups.delete(self, group)
     }
 }

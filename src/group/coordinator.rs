@@ -597,16 +597,6 @@ impl Coordinator {
         })
     }
 
-    /// Creates the group if it does not exist.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for an empty or over-long group id.
-    pub(crate) fn ensure(&self, name: &str) -> Result<()> {
-        check_group_id(name)?;
-        self.group(name);
-        Ok(())
-    }
-
     fn new_member_id(&self, req: &JoinRequest) -> String {
         let n = self.next_member.fetch_add(1, Ordering::Relaxed);
         let prefix = req.instance_id.as_deref().unwrap_or("consumer");
@@ -824,49 +814,71 @@ impl Coordinator {
             .collect()
     }
 
-    /// Overwrites (a `None` value deletes) committed offsets while the group has no
-    /// members; with `forget`, the group is removed afterwards.
-    pub(crate) fn admin_write(
+    /// Overwrites committed offsets while the group has no members (Kafka's
+    /// `--reset-offsets --execute`), creating the group if there is none.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bad group id, [`Error::GroupNotEmpty`], or the
+    /// write's error.
+    pub(crate) fn reset_offsets(
         &self,
         broker: &Broker,
         group: &str,
-        operation: &'static str,
-        records: Vec<(TopicPartition, Option<OffsetAndMetadata>)>,
-        forget: bool,
+        offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
     ) -> Result<()> {
+        check_group_id(group)?;
+        let mut g = self.lock_group(group);
+        check_no_members(broker, &mut g, "resetting offsets")?;
+        let records: Vec<(TopicPartition, Option<OffsetAndMetadata>)> =
+            offsets.into_iter().map(|(tp, v)| (tp, Some(v))).collect();
+        store::write(broker, group, &records)?;
+        g.offsets
+            .extend(records.into_iter().filter_map(|(tp, v)| Some((tp, v?))));
+        Ok(())
+    }
+
+    /// Deletes a group without members: a tombstone for each offset it holds (fsynced),
+    /// then the group is forgotten. All under the group's lock, so that every offset
+    /// committed before gets its tombstone, and a thread waiting for the lock finds the
+    /// group deleted and looks again, rather than committing into a forgotten group.
+    ///
+    /// # Errors
+    /// [`Error::UnknownGroup`], [`Error::GroupNotEmpty`], or the write's error (the group
+    /// then stays, with its offsets).
+    pub(crate) fn delete(&self, broker: &Broker, group: &str) -> Result<()> {
         let Some(mut g) = self.lock_existing(group) else {
             return Err(Error::UnknownGroup {
                 group: group.to_string(),
             });
         };
-        g.maintain(broker, broker.config().clock.now_ms());
-        if g.member_count() > 0 {
-            return Err(Error::GroupNotEmpty {
-                group: group.to_string(),
-                members: g.member_count(),
-                operation,
-            });
-        }
-        store::write(broker, group, &records)?;
-        for (tp, value) in records {
-            match value {
-                Some(v) => g.offsets.insert(tp, v),
-                None => g.offsets.remove(&tp),
-            };
-        }
-        if forget {
-            // Under the group's lock, so that a thread waiting for it finds it deleted
-            // and looks again, rather than committing into a forgotten group.
-            g.deleted = true;
-            let mut groups = self.groups.lock();
-            if groups
-                .get(group)
-                .is_some_and(|x| Arc::ptr_eq(x, ArcMutexGuard::mutex(&g)))
-            {
-                groups.remove(group);
-            }
+        check_no_members(broker, &mut g, "deleting the group")?;
+        let tombstones: Vec<(TopicPartition, Option<OffsetAndMetadata>)> =
+            g.offsets.keys().map(|tp| (tp.clone(), None)).collect();
+        store::write(broker, group, &tombstones)?;
+        g.offsets.clear();
+        g.deleted = true;
+        let mut groups = self.groups.lock();
+        if groups
+            .get(group)
+            .is_some_and(|x| Arc::ptr_eq(x, ArcMutexGuard::mutex(&g)))
+        {
+            groups.remove(group);
         }
         Ok(())
+    }
+}
+
+/// Removes a group's expired members, then refuses `operation` if members remain, as
+/// Kafka refuses to reset the offsets of, or delete, a group with members.
+fn check_no_members(broker: &Broker, g: &mut Group, operation: &'static str) -> Result<()> {
+    g.maintain(broker, broker.config().clock.now_ms());
+    match g.member_count() {
+        0 => Ok(()),
+        members => Err(Error::GroupNotEmpty {
+            group: g.name.clone(),
+            members,
+            operation,
+        }),
     }
 }
 
