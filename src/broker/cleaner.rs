@@ -97,14 +97,17 @@ pub struct PartitionCleanReport {
 struct Signal {
     stop: bool,
     /// Each task's error at its last run ([`Task`]), until that task runs again.
-    errors: [Option<String>; 3],
+    errors: [Option<String>; 4],
 }
 
 /// What the background thread does, each at its own interval.
 #[derive(Clone, Copy, Debug)]
 enum Task {
-    /// Retention and compaction.
-    Cleaning,
+    /// A pass of retention (every `retention_check_interval`) and compaction.
+    Retention,
+    /// A pass of compaction alone (every `backoff` in between): its success says
+    /// nothing of retention, so it has an error of its own.
+    Compaction,
     /// Kafka's `offsets.retention.minutes`.
     OffsetsExpiry,
     /// Kafka's `transactional.id.expiration.ms`.
@@ -114,7 +117,8 @@ enum Task {
 impl Task {
     fn name(self) -> &'static str {
         match self {
-            Task::Cleaning => "cleaning",
+            Task::Retention => "retention and compaction",
+            Task::Compaction => "compaction",
             Task::OffsetsExpiry => "offsets expiry",
             Task::TransactionalIdExpiry => "transactional id expiry",
         }
@@ -265,7 +269,12 @@ fn run(
             if retention {
                 last_retention = Instant::now();
             }
-            record(Task::Cleaning, broker.clean_pass(retention, false));
+            let task = if retention {
+                Task::Retention
+            } else {
+                Task::Compaction
+            };
+            record(task, broker.clean_pass(retention, false));
         }
         if last_offsets_check.elapsed() >= expiry.offsets {
             last_offsets_check = Instant::now();
@@ -341,9 +350,11 @@ impl Broker {
     }
 
     /// Why the background thread's last run of each of its tasks failed, for those that
-    /// did: cleaning (retention and compaction), offsets expiry and transactional id
-    /// expiry, each named, joined by `; `. A task's error stays until that task runs
-    /// again, whatever the others do meanwhile; `None` when every last run succeeded.
+    /// did: a pass of retention and compaction, a pass of compaction alone, offsets
+    /// expiry and transactional id expiry, each named, joined by `; `. A task's error
+    /// stays until that task runs again, whatever the others do meanwhile (a retention
+    /// error until the next retention pass, `retention_check_interval` later); `None`
+    /// when every last run succeeded.
     pub fn cleaner_error(&self) -> Option<String> {
         self.inner.cleaner.last_error()
     }
@@ -482,30 +493,32 @@ mod tests {
         })
     }
 
-    /// An expiry's error is still reported after later cleaning passes succeed, and each
-    /// task's next run replaces or clears only its own.
+    /// An expiry's error is still reported after later cleaning passes succeed, a
+    /// retention pass's error after later compaction-only passes, and each task's next
+    /// run replaces or clears only its own.
     #[test]
     fn each_task_keeps_its_error_until_it_runs_again() {
         let mut s = Signal::default();
         assert_eq!(s.last_error(), None);
         s.record(Task::OffsetsExpiry, failed("a"));
-        s.record(Task::Cleaning, Ok(()));
-        s.record(Task::Cleaning, Ok(()));
+        s.record(Task::Retention, Ok(()));
+        s.record(Task::Compaction, Ok(()));
         assert_eq!(
             s.last_error().as_deref(),
             Some("offsets expiry: unknown group \"a\"")
         );
-        s.record(Task::Cleaning, failed("b"));
+        s.record(Task::Retention, failed("b"));
+        s.record(Task::Compaction, Ok(()));
         s.record(Task::TransactionalIdExpiry, failed("c"));
         assert_eq!(
             s.last_error().as_deref(),
             Some(
-                "cleaning: unknown group \"b\"; offsets expiry: unknown group \"a\"; \
+                "retention and compaction: unknown group \"b\"; offsets expiry: unknown group \"a\"; \
                  transactional id expiry: unknown group \"c\""
             )
         );
         s.record(Task::OffsetsExpiry, Ok(()));
-        s.record(Task::Cleaning, Ok(()));
+        s.record(Task::Retention, Ok(()));
         assert_eq!(
             s.last_error().as_deref(),
             Some("transactional id expiry: unknown group \"c\"")
