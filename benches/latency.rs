@@ -311,11 +311,11 @@ fn idempotent_batch(seq: i32) -> EncodedBatch {
 
 /// Calls timed in nanoseconds with every cache flushed just before (`FLUSH_BYTES`
 /// written), in turn: `send_blocking`; `Log::append` of a one-record idempotent batch
-/// (the log's own path for one batch); and `Log::append_batches` of the same batch alone
-/// in a list (the general path); and a consumer's `poll` of the record that
-/// `send_blocking` wrote (the reader's side of a wake-up). A thread that has slept finds some of its footprint
-/// still cached; these find none of it, so they weigh each cache line and page a call
-/// touches, with less of the host's noise than the rows after a pause.
+/// (the log's own path for one batch); `Log::append_batches` of the same batch alone in
+/// a list (the general path); and a consumer's `poll` of the record that `send_blocking`
+/// wrote (the reader's side of a wake-up). A thread that has slept finds some of its
+/// footprint still cached; these find none of it, so they weigh each cache line and page
+/// a call touches, with less of the host's noise than the rows after a pause.
 fn cold_calls() -> Vec<Histogram<u64>> {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path().join("broker"), BrokerConfig::default()).unwrap();

@@ -367,8 +367,9 @@ impl Consumer {
     /// # Errors
     /// [`Error::NoOffset`] or [`Error::OffsetOutOfRange`] when `auto_offset_reset` is
     /// `None`; a corrupt batch or I/O error naming its file. A poll that has taken records
-    /// of other partitions before one of these returns those records instead, and the
-    /// next poll meets the error (records are never dropped with an error).
+    /// before one of these (of other partitions, or of the failing one up to the bad
+    /// batch or record) returns those records instead, and the next poll meets the error
+    /// (records are never dropped with an error).
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         if self.membership.is_some() {
             return self.group_poll(timeout);
@@ -419,13 +420,14 @@ impl Consumer {
 
     /// Takes up to `max_poll_records` records from the unpaused partitions in turn.
     ///
-    /// A partition's error ends the poll. When records of other partitions were taken
-    /// already, they are returned and the error is left for the next poll, as Kafka's
-    /// consumer returns the records it has collected and raises the error on the next
-    /// poll: their positions have moved past them, so failing the poll would lose them.
-    /// The failing partition's state stays where the error found it, so the next poll
-    /// that reads it meets the error again (a partition without a position, a corrupt
-    /// batch); one that has gone meanwhile (a passing I/O error) cost no record.
+    /// A partition's error ends the poll. When records were taken already (of other
+    /// partitions, or of the failing one before its bad batch or record), they are
+    /// returned and the error is left for the next poll, as Kafka's consumer returns the
+    /// records it has collected and raises the error on the next poll: their positions
+    /// have moved past them, so failing the poll would lose them. The failing partition
+    /// stays where the error found it, so the next poll that reads it meets the error
+    /// again (a partition without a position, a corrupt batch); one that has gone
+    /// meanwhile (a passing I/O error) cost no record.
     fn take_available(&mut self) -> Result<Vec<ConsumerRecord>> {
         let mut out = Vec::new();
         let n = self.assigned.len();
@@ -513,12 +515,13 @@ impl Consumer {
 
     /// Reads and decodes the next batches of a partition (whose buffer is empty): the
     /// first `want` records into `out`, the rest into the buffer. A record goes straight
-    /// to the caller, without a stop in the buffer; `out` grows by what the batch holds
-    /// at most.
+    /// to the caller, without a stop in the buffer; `out` grows by `want` records at most.
     fn fill(&mut self, idx: usize, out: &mut Vec<ConsumerRecord>, mut want: usize) -> Result<()> {
         let max = self.config.max_partition_fetch_bytes;
         let isolation = self.config.isolation_level;
         let a = &mut self.assigned[idx];
+        // Records read now follow the buffered ones, which would have to go first.
+        debug_assert!(a.buffer.is_empty(), "fill with records buffered");
         let upper = isolation.upper(&a.log);
         if a.fetch >= upper {
             return Ok(());
