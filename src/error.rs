@@ -433,6 +433,40 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// No transaction open on the partition starts at the offset given to
+    /// [`Broker::abort_hanging_transaction`](crate::Broker::abort_hanging_transaction).
+    #[error(
+        "no transaction open on {topic}-{partition} starts at offset {start_offset} \
+         (open ones start at {open:?})"
+    )]
+    NoOpenTransaction {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The start offset asked for.
+        start_offset: i64,
+        /// The start offsets of the transactions open there.
+        open: Vec<i64>,
+    },
+    /// [`Broker::abort_hanging_transaction`](crate::Broker::abort_hanging_transaction)
+    /// was asked to abort a transaction that is not hanging: the transaction coordinator
+    /// still has it, under a transactional id.
+    #[error(
+        "the transaction open on {topic}-{partition} at offset {start_offset} is not \
+         hanging: it belongs to transactional id {transactional_id:?}, whose producer ends \
+         it (or its transaction_timeout aborts it)"
+    )]
+    TransactionNotHanging {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The transaction's first offset on the partition.
+        start_offset: i64,
+        /// The transactional id whose open transaction holds the partition.
+        transactional_id: String,
+    },
     /// A partition assignor returned an assignment that breaks the rules.
     #[error("assignor {assignor} returned an invalid assignment for group {group:?}: {fault}")]
     InvalidAssignment {

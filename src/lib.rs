@@ -81,4 +81,4 @@ pub use record::{
     RecordBatch, RecordRef, TimestampType,
 };
 pub use segment::TruncationReason;
-pub use txn::{TransactionDescription, TransactionState, read_transactions};
+pub use txn::{PartitionTransaction, TransactionDescription, TransactionState, read_transactions};

@@ -1,6 +1,7 @@
 //! The command line and transactions: `transactions list` shows a transaction a crash
-//! left open (reading the files, without recovering them), and `consume
-//! --isolation-level` hides aborted records under read_committed.
+//! left open (reading the files, without recovering them), `consume
+//! --isolation-level` hides aborted records under read_committed, and `transactions
+//! find-hanging` and `abort` end a transaction no transactional id holds.
 //!
 //! The CLI is behind the `cli` feature: `cargo test --features cli --test transactions_cli`.
 #![cfg(feature = "cli")]
@@ -100,4 +101,72 @@ fn list_shows_an_open_transaction_and_consume_honours_the_isolation_level() {
     let (ok, _, err) = partlog(dir, &["consume", "t", "--isolation-level", "serializable"]);
     assert!(!ok);
     assert!(err.contains("read_committed"), "{err}");
+}
+
+/// `transactions find-hanging` lists a transactional batch that no transactional id
+/// holds, `transactions abort` ends it, and `consume --isolation-level read_committed`
+/// then reads past it.
+#[test]
+fn find_hanging_and_abort_free_a_partition() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let broker = Broker::open(dir, BrokerConfig::default()).unwrap();
+        broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+        let mut b = partlog::BatchBuilder::new(partlog::Compression::None)
+            .producer(partlog::record::ProducerInfo {
+                producer_id: 777,
+                producer_epoch: 0,
+                base_sequence: 0,
+            })
+            .transactional(true);
+        b.push(1_700_000_000_000, None, Some(b"hanging"), &[]);
+        let batch = b.build(&partlog::Codecs::default()).unwrap();
+        broker
+            .partition("t", 0)
+            .unwrap()
+            .log()
+            .append(batch)
+            .unwrap();
+        broker
+            .producer(ProducerConfig::default())
+            .send_blocking(ProducerRecord::new("t", b"after"))
+            .unwrap();
+        broker.close().unwrap();
+    }
+    let consume = [
+        "consume",
+        "t",
+        "--from-beginning",
+        "--isolation-level",
+        "read_committed",
+    ];
+    let (ok, out, err) = partlog(dir, &consume);
+    assert!(ok, "{err}");
+    assert_eq!(out, "", "the hanging batch holds the last stable offset");
+    let (ok, out, err) = partlog(dir, &["transactions", "find-hanging"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "TOPIC\tPARTITION\tPRODUCER-ID\tEPOCH\tSTART-OFFSET\nt\t0\t777\t0\t0\n"
+    );
+    let abort = ["transactions", "abort", "--topic", "t", "--partition", "0"];
+    let (ok, _, err) = partlog(dir, &[&abort[..], &["--start-offset", "1"]].concat());
+    assert!(!ok);
+    assert!(
+        err.contains("no transaction open on t-0 starts at offset 1 (open ones start at [0])"),
+        "{err}"
+    );
+    let (ok, out, err) = partlog(dir, &[&abort[..], &["--start-offset", "0"]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "Aborted the transaction of producer 777 (epoch 0) on t-0 starting at offset 0.\n"
+    );
+    let (ok, out, err) = partlog(dir, &["transactions", "find-hanging"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "TOPIC\tPARTITION\tPRODUCER-ID\tEPOCH\tSTART-OFFSET\n");
+    let (ok, out, err) = partlog(dir, &consume);
+    assert!(ok, "{err}");
+    assert_eq!(out, "after\n");
 }

@@ -450,6 +450,52 @@ impl Broker {
         self.inner.txns.list()
     }
 
+    /// Every transaction open on a partition, by topic, partition and start offset, with
+    /// the transactional id whose open transaction holds the partition; those without
+    /// one are hanging ([`PartitionTransaction`](crate::PartitionTransaction)). Kafka's
+    /// `kafka-transactions.sh describe-producers`, over every partition.
+    pub fn partition_transactions(&self) -> Vec<crate::PartitionTransaction> {
+        self.inner.txns.partition_transactions(self)
+    }
+
+    /// The hanging transactions: open on a partition, with no transactional id whose
+    /// open transaction holds it, so that nothing will ever end them (Kafka's
+    /// `kafka-transactions.sh find-hanging`). A data directory written by partlog has
+    /// none unless something wrote a transactional batch past the coordinator (such as
+    /// [`Log::append`](crate::Log::append) with a transactional batch); one copied from
+    /// Kafka may, after a coordinator lost its state.
+    pub fn find_hanging_transactions(&self) -> Vec<crate::PartitionTransaction> {
+        let mut all = self.partition_transactions();
+        all.retain(|t| t.transactional_id.is_none());
+        all
+    }
+
+    /// Ends the hanging transaction that starts at `start_offset` on a partition with an
+    /// ABORT marker, fsynced (Kafka's `kafka-transactions.sh abort --topic --partition
+    /// --start-offset`): its records are aborted, and the partition's last stable offset
+    /// moves on. Returns what was aborted.
+    ///
+    /// Unlike Kafka's tool, which writes the marker whatever the coordinator knows, this
+    /// refuses a transaction that a transactional id still holds: aborting one partition
+    /// of a live transaction behind its producer would break its atomicity. End those
+    /// through their producer, or let `transaction_timeout` abort them.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`];
+    /// [`Error::NoOpenTransaction`] when no transaction open there starts at
+    /// `start_offset` (naming those that do); [`Error::TransactionNotHanging`]; a write
+    /// error (which poisons the partition).
+    pub fn abort_hanging_transaction(
+        &self,
+        topic: &str,
+        partition: i32,
+        start_offset: i64,
+    ) -> Result<crate::PartitionTransaction> {
+        self.check_open()?;
+        let tp = crate::TopicPartition::new(topic, partition);
+        self.inner.txns.abort_hanging(self, &tp, start_offset)
+    }
+
     /// Aborts every transaction open for longer than its producer's
     /// `transaction_timeout` now (the broker also does this by itself, a few times a
     /// second, once a transactional producer has initialised); returns their ids.

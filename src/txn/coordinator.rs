@@ -13,7 +13,7 @@ use crate::group::OffsetAndMetadata;
 use crate::record::{BatchBuilder, Compression, ControlRecordType, EndTxnMarker, ProducerInfo};
 
 use super::state_log;
-use super::{TransactionDescription, TransactionState, TxnMetadata};
+use super::{PartitionTransaction, TransactionDescription, TransactionState, TxnMetadata};
 
 /// The coordinator epoch written in every marker (one coordinator that never moves).
 pub(crate) const COORDINATOR_EPOCH: i32 = 0;
@@ -461,6 +461,96 @@ fn complete(broker: &Broker, id: &str, m: &mut TxnMetadata, commit: bool) -> Res
     state_log::write(broker, id, m)?;
     m.partitions.clear();
     Ok(())
+}
+
+impl TxnCoordinator {
+    /// Every transaction open on a partition of `broker`, with the transactional id whose
+    /// open transaction holds the partition (`None`: hanging), by topic, partition and
+    /// start offset. Read under the coordinator's lock, so that a transaction is never
+    /// seen open on a partition its coordinator has just released.
+    pub(crate) fn partition_transactions(&self, broker: &Broker) -> Vec<PartitionTransaction> {
+        let txns = self.txns.lock();
+        let mut out = Vec::new();
+        for topic in broker.topics() {
+            let Ok(count) = broker.partition_count(&topic) else {
+                continue;
+            };
+            for partition in 0..count {
+                let Ok(p) = broker.partition(&topic, partition) else {
+                    continue;
+                };
+                let tp = TopicPartition::new(topic.as_str(), partition);
+                for (producer_id, producer_epoch, start_offset) in p.log().open_transactions() {
+                    out.push(PartitionTransaction {
+                        transactional_id: holder(&txns, producer_id, &tp),
+                        partition: tp.clone(),
+                        producer_id,
+                        producer_epoch,
+                        start_offset,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Ends the hanging transaction that starts at `start_offset` on `tp` with an ABORT
+    /// marker (fsynced), as Kafka's `kafka-transactions.sh abort` does. Under the
+    /// coordinator's lock, so that no transaction takes the partition meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] or [`Error::UnknownPartition`];
+    /// [`Error::NoOpenTransaction`] when no open transaction starts there;
+    /// [`Error::TransactionNotHanging`] when the coordinator holds it; the write's error.
+    pub(crate) fn abort_hanging(
+        &self,
+        broker: &Broker,
+        tp: &TopicPartition,
+        start_offset: i64,
+    ) -> Result<PartitionTransaction> {
+        let txns = self.txns.lock();
+        let log = broker.partition(&tp.topic, tp.partition)?.log().clone();
+        let open = log.open_transactions();
+        let Some(&(producer_id, producer_epoch, _)) = open.iter().find(|t| t.2 == start_offset)
+        else {
+            return Err(Error::NoOpenTransaction {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                start_offset,
+                open: open.iter().map(|t| t.2).collect(),
+            });
+        };
+        if let Some(transactional_id) = holder(&txns, producer_id, tp) {
+            return Err(Error::TransactionNotHanging {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                start_offset,
+                transactional_id,
+            });
+        }
+        write_marker(broker, tp, producer_id, producer_epoch, false)?;
+        Ok(PartitionTransaction {
+            partition: tp.clone(),
+            producer_id,
+            producer_epoch,
+            start_offset,
+            transactional_id: None,
+        })
+    }
+}
+
+/// The transactional id whose open (or ending) transaction of producer `producer_id`
+/// holds `tp`, if any.
+fn holder(
+    txns: &BTreeMap<String, TxnMetadata>,
+    producer_id: i64,
+    tp: &TopicPartition,
+) -> Option<String> {
+    txns.iter()
+        .find(|(_, m)| {
+            m.producer_id == producer_id && m.state.is_open() && m.partitions.contains(tp)
+        })
+        .map(|(id, _)| id.clone())
 }
 
 /// Appends and fsyncs a COMMIT or ABORT marker (§2.3) on `tp`; a partition whose topic

@@ -134,6 +134,32 @@ pub struct TransactionDescription {
     pub timeout_ms: i32,
 }
 
+/// A transaction open on one partition, as the partition's producer state has it (Kafka's
+/// `DescribeProducers`), listed by
+/// [`Broker::partition_transactions`](crate::Broker::partition_transactions) to find
+/// hanging transactions.
+///
+/// A transaction is hanging when it is open on a partition but the transaction
+/// coordinator has no open transaction holding that partition, so that no marker will
+/// ever end it: the partition's last stable offset stays at its first record, and
+/// `read_committed` consumers read nothing past it. Kafka's `kafka-transactions.sh
+/// find-hanging` and `abort` find and end these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionTransaction {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The producer id.
+    pub producer_id: i64,
+    /// The producer epoch the partition last saw from it.
+    pub producer_epoch: i16,
+    /// The offset of the transaction's first record on this partition (Kafka's
+    /// `currentTransactionStartOffset`).
+    pub start_offset: i64,
+    /// The transactional id whose open transaction holds this partition; `None` when
+    /// the coordinator has none: the transaction is hanging.
+    pub transactional_id: Option<String>,
+}
+
 /// The description of `id` with metadata `m`.
 pub(crate) fn describe(id: &str, m: &TxnMetadata) -> TransactionDescription {
     let open = m.state.is_open();
