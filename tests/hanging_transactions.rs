@@ -165,3 +165,55 @@ fn a_transaction_its_producer_holds_is_listed_with_its_id_and_not_aborted() {
     assert_eq!(read_committed(&broker, 0), vec!["live"]);
     assert_eq!(broker.partition_transactions(), vec![]);
 }
+
+/// `send_offsets_to_transaction` on one thread racing `commit_transaction` on another:
+/// the offsets either join the transaction before its markers or are refused. They used
+/// to be able to land after the COMMIT marker (leaving `__consumer_offsets` with a
+/// transaction that nothing ends), or to open a transaction of their own at the
+/// coordinator after the commit, which the producer did not know it had.
+#[test]
+fn offsets_sent_during_a_commit_join_it_or_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
+    broker.create_topic("t", 1, TopicConfig::default()).unwrap();
+    let p = broker.producer(ProducerConfig {
+        transactional_id: Some("racer".into()),
+        ..ProducerConfig::default()
+    });
+    p.init_transactions().unwrap();
+    let offsets = std::collections::HashMap::from([(TopicPartition::new("t", 0), 1)]);
+    for round in 0..60 {
+        p.begin_transaction().unwrap();
+        let record = p.send(ProducerRecord::new("t", b"x".as_slice())).unwrap();
+        let start = std::sync::Barrier::new(2);
+        let sent = std::thread::scope(|s| {
+            let sender = s.spawn(|| {
+                start.wait();
+                p.send_offsets_to_transaction(&offsets, "g")
+            });
+            start.wait();
+            match p.commit_transaction() {
+                Ok(()) => {}
+                // The offsets were refused half-way: the transaction can only be aborted.
+                Err(Error::InvalidTxnState { .. }) => p.abort_transaction().unwrap(),
+                Err(e) => panic!("round {round}: commit: {e}"),
+            }
+            sender.join().unwrap()
+        });
+        // Committed, or aborted after a refusal: either way, the record's batch landed.
+        record.wait().unwrap();
+        match sent {
+            Ok(()) => {}
+            Err(Error::InvalidTxnState { .. }) => {}
+            Err(e) => panic!("round {round}: send_offsets_to_transaction: {e}"),
+        }
+        // Nothing is open anywhere once both calls have returned: offsets that landed
+        // after the markers would be open on `__consumer_offsets`, hanging or held by a
+        // transaction the producer does not know it has.
+        assert_eq!(
+            broker.partition_transactions(),
+            vec![],
+            "round {round}: offsets outlived the transaction"
+        );
+    }
+}

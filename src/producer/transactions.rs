@@ -239,6 +239,16 @@ impl Producer {
         if !txn.progress.lock().in_transaction {
             return Err(txn.invalid("offsets can only be sent inside a transaction"));
         }
+        // Held until the offsets are written, as a send holds it until its record is
+        // appended: a commit or abort on another thread waits for them, so they never
+        // land after the transaction's markers (where they would open a transaction that
+        // nothing ends).
+        let accepting = txn.accepting.read();
+        if !*accepting {
+            return Err(txn.invalid(
+                "offsets can only be sent inside a transaction, before its commit or abort starts",
+            ));
+        }
         let broker = &self.inner.broker;
         let log = crate::group::store::log_for_group(broker, group_id)?;
         let count = broker.partition_count(crate::group::offsets::OFFSETS_TOPIC)?;
@@ -283,6 +293,7 @@ impl Producer {
         {
             txn.progress.lock().offsets_refused = true;
         }
+        drop(accepting);
         sent
     }
 
