@@ -452,18 +452,22 @@ impl Broker {
 
     /// Every transaction open on a partition, by topic, partition and start offset, with
     /// the transactional id whose open transaction holds the partition; those without
-    /// one are hanging ([`PartitionTransaction`](crate::PartitionTransaction)). Kafka's
-    /// `kafka-transactions.sh describe-producers`, over every partition.
+    /// one are hanging ([`PartitionTransaction`](crate::PartitionTransaction)): the open
+    /// transactions that Kafka's `kafka-transactions.sh describe-producers` shows, over
+    /// every partition.
     pub fn partition_transactions(&self) -> Vec<crate::PartitionTransaction> {
         self.inner.txns.partition_transactions(self)
     }
 
     /// The hanging transactions: open on a partition, with no transactional id whose
     /// open transaction holds it, so that nothing will ever end them (Kafka's
-    /// `kafka-transactions.sh find-hanging`). A data directory written by partlog has
-    /// none unless something wrote a transactional batch past the coordinator (such as
-    /// [`Log::append`](crate::Log::append) with a transactional batch); one copied from
-    /// Kafka may, after a coordinator lost its state.
+    /// `kafka-transactions.sh find-hanging`). partlog's coordinator ends every
+    /// transaction it holds, so in a directory written through its producers this finds
+    /// one only after something wrote a transactional batch past the coordinator (such as
+    /// [`Log::append`](crate::Log::append) of a transactional batch), or after a producer
+    /// id ran out of epochs during a transaction (the coordinator's markers then carry
+    /// the new producer id); a directory copied from Kafka may have some, after a
+    /// coordinator lost its state.
     pub fn find_hanging_transactions(&self) -> Vec<crate::PartitionTransaction> {
         let mut all = self.partition_transactions();
         all.retain(|t| t.transactional_id.is_none());
@@ -483,8 +487,8 @@ impl Broker {
     /// # Errors
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`];
     /// [`Error::NoOpenTransaction`] when no transaction open there starts at
-    /// `start_offset` (naming those that do); [`Error::TransactionNotHanging`]; a write
-    /// error (which poisons the partition).
+    /// `start_offset` (naming those that do); [`Error::TransactionNotHanging`];
+    /// [`Error::Closed`]; a write error (which poisons the partition).
     pub fn abort_hanging_transaction(
         &self,
         topic: &str,

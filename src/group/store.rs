@@ -151,7 +151,8 @@ pub(crate) fn load(broker: &Broker) -> Result<LoadedOffsets> {
 /// Folds a partition's records into `out`. Offsets committed inside a transaction
 /// (transactional batches) are held per producer id until its COMMIT marker, and dropped
 /// at its ABORT marker or when no marker follows (the transaction coordinator finishes
-/// every transaction before the groups load, so none is left open).
+/// every transaction it holds before the groups load; one that no marker ends, a hanging
+/// transaction, is dropped so).
 fn load_partition(log: &Log, out: &mut LoadedOffsets) -> Result<()> {
     let end = log.log_end_offset();
     let mut next = log.log_start_offset();
