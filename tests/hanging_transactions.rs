@@ -8,7 +8,8 @@ use std::time::Duration;
 use partlog::record::ProducerInfo;
 use partlog::{
     BatchBuilder, Broker, BrokerConfig, Codecs, Compression, ConsumerConfig, Error, IsolationLevel,
-    OffsetReset, PartitionTransaction, ProducerConfig, ProducerRecord, TopicConfig, TopicPartition,
+    OffsetReset, PartitionTransaction, Producer, ProducerConfig, ProducerRecord, TopicConfig,
+    TopicPartition,
 };
 
 /// Appends a transactional batch of producer `producer_id` holding `value` to partition
@@ -59,6 +60,16 @@ fn read_committed(broker: &Broker, partition: i32) -> Vec<String> {
                 .map(|r| String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap()),
         );
     }
+}
+
+/// A transactional producer with id `id`, initialised.
+fn transactional(broker: &Broker, id: &str) -> Producer {
+    let p = broker.producer(ProducerConfig {
+        transactional_id: Some(id.into()),
+        ..ProducerConfig::default()
+    });
+    p.init_transactions().unwrap();
+    p
 }
 
 #[test]
@@ -131,11 +142,7 @@ fn a_transaction_its_producer_holds_is_listed_with_its_id_and_not_aborted() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
     broker.create_topic("t", 1, TopicConfig::default()).unwrap();
-    let p = broker.producer(ProducerConfig {
-        transactional_id: Some("app".into()),
-        ..ProducerConfig::default()
-    });
-    p.init_transactions().unwrap();
+    let p = transactional(&broker, "app");
     p.begin_transaction().unwrap();
     p.send(ProducerRecord::new("t", b"live".as_slice()))
         .unwrap()
@@ -176,11 +183,7 @@ fn offsets_sent_during_a_commit_join_it_or_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = Broker::open(tmp.path(), BrokerConfig::default()).unwrap();
     broker.create_topic("t", 1, TopicConfig::default()).unwrap();
-    let p = broker.producer(ProducerConfig {
-        transactional_id: Some("racer".into()),
-        ..ProducerConfig::default()
-    });
-    p.init_transactions().unwrap();
+    let p = transactional(&broker, "racer");
     let offsets = std::collections::HashMap::from([(TopicPartition::new("t", 0), 1)]);
     for round in 0..60 {
         p.begin_transaction().unwrap();

@@ -471,24 +471,17 @@ impl TxnCoordinator {
     pub(crate) fn partition_transactions(&self, broker: &Broker) -> Vec<PartitionTransaction> {
         let txns = self.txns.lock();
         let mut out = Vec::new();
-        for topic in broker.topics() {
-            let Ok(count) = broker.partition_count(&topic) else {
-                continue;
-            };
-            for partition in 0..count {
-                let Ok(p) = broker.partition(&topic, partition) else {
-                    continue;
-                };
-                let tp = TopicPartition::new(topic.as_str(), partition);
-                for (producer_id, producer_epoch, start_offset) in p.log().open_transactions() {
-                    out.push(PartitionTransaction {
-                        transactional_id: holder(&txns, producer_id, &tp),
-                        partition: tp.clone(),
-                        producer_id,
-                        producer_epoch,
-                        start_offset,
-                    });
-                }
+        // By (topic, partition): the directory's logs are kept in that order.
+        for ((topic, partition), log) in broker.inner.dir.logs() {
+            let tp = TopicPartition::new(topic, partition);
+            for (producer_id, producer_epoch, start_offset) in log.open_transactions() {
+                out.push(PartitionTransaction {
+                    transactional_id: holder(&txns, producer_id, &tp),
+                    partition: tp.clone(),
+                    producer_id,
+                    producer_epoch,
+                    start_offset,
+                });
             }
         }
         out
